@@ -1,0 +1,16 @@
+"""vitgan-lite: the helper package of an open course that rebuilds ViTGAN (Lee et al., ICLR 2022).
+
+Each module is one concept and is taught by one notebook in ``notebooks/``:
+
+    data (00), patches (01), positional (02), attention (03), spectral (04), discriminator (05),
+    modulation (06), inr (07), generator (08), losses + augment (09), train (10), metrics + cli (11).
+
+Nothing is imported eagerly here beyond the config: ``import vitgan_lite`` is cheap and has no side
+effects. Import the modules you need, e.g. ``from vitgan_lite.patches import patchify``.
+"""
+
+from vitgan_lite.config import PRESETS, Config, ConfigError, get_config
+
+__version__ = "0.1.0"
+
+__all__ = ["Config", "ConfigError", "PRESETS", "get_config", "__version__"]

@@ -1,0 +1,3 @@
+"""Checkers for the spectral lesson (filled in with the lesson)."""
+
+__all__: list[str] = []
