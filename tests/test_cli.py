@@ -1,0 +1,147 @@
+"""Tests of vitgan_lite/cli.py: `python -m vitgan_lite train | sample | evaluate` through main(argv)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import vitgan_lite.metrics as metrics_mod
+from vitgan_lite.cli import main, parse_value
+from vitgan_lite.config import ConfigError
+from vitgan_lite.metrics import MetricsUnavailable
+from vitgan_lite.train import list_checkpoints, load_checkpoint
+
+TINY_FLAGS = [
+    "--preset", "tiny-cpu",
+    "--set", "image_size=16", "--set", "latent_dim=16", "--set", "style_dim=16",
+    "--set", "mapping_layers=1", "--set", "g_dim=16", "--set", "g_depth=1", "--set", "g_fourier_dim=16",
+    "--set", "g_decoder_dim=16", "--set", "d_dim=16", "--set", "d_depth=1",
+    "--set", "log_every=1", "--set", "sample_every=2", "--set", "fid_num_samples=0",
+    "--batch-size", "4", "--ckpt-every", "2", "--device", "cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    g = torch.Generator().manual_seed(0)
+    for i in range(8):
+        pixels = torch.randint(0, 256, (16, 16, 3), generator=g, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, image_folder):
+    """A 3-step run through the command line; its folder."""
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", *TINY_FLAGS, "--out", str(out), "--data", str(image_folder), "--steps", "3"]) == 0
+    return out
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, f"expected one clear line on stderr, got {err}"
+    assert err[0].startswith("vitgan-lite: error: ")
+    return err[0]
+
+
+def test_train_writes_a_run(run):
+    assert [p.name for p in list_checkpoints(run)] == ["ckpt_0000002.pt", "ckpt_0000003.pt"]
+    state = load_checkpoint(run / "ckpt_0000003.pt")
+    cfg = state["config"]
+    # --set, --field-name and --steps all reached the config
+    assert (cfg["batch_size"], cfg["g_dim"], cfg["ckpt_every"], cfg["steps"]) == (4, 16, 2, 3)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps[:3] == [1, 2, 3]
+
+
+def test_resume_without_preset_uses_the_checkpoint_config(run, image_folder, capsys):
+    argv = ["train", "--out", str(run), "--resume", "--steps", "4", "--device", "cpu"]
+    assert main(argv) == 0
+    assert "resumed from" in capsys.readouterr().err
+    assert load_checkpoint(run / "ckpt_0000004.pt")["config"]["g_dim"] == 16
+
+
+def test_resume_with_another_architecture_is_refused(run, capsys):
+    argv = ["train", *TINY_FLAGS, "--out", str(run), "--resume", "--set", "g_dim=32", "--steps", "9"]
+    assert main(argv) == 2
+    assert "g_dim: 16 vs 32" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "--preset", "nope", "--out", "x"], "unknown preset 'nope'"),
+        (["train", "--out", "x", "--set", "colour=red"], "unknown config field 'colour'"),
+        (["train", "--preset", "tiny-cpu", "--out", "x", "--set", "g_dim"], "--set expects field=value"),
+        (["train", "--preset", "tiny-cpu", "--out", "x", "--batch-size", "big"], "batch_size must be a int"),
+        (["train", "--preset", "tiny-cpu", "--out", "x", "--g-dim", "31"], "g_dim 31 is not divisible"),
+        (["train", "--out", "x", "--bogus", "1"], "unrecognized arguments: --bogus"),
+        (["fly"], "invalid choice: 'fly'"),
+        (["sample", "--ckpt", "missing.pt", "--out", "g.png"], "checkpoint missing.pt does not exist"),
+    ],
+)
+def test_mistakes_exit_2_with_one_line(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert match in one_error_line(capsys)
+    assert not (tmp_path / "x").exists(), "a bad command must not start any work"
+
+
+def test_missing_data_exits_2(tmp_path, capsys):
+    argv = ["train", *TINY_FLAGS, "--out", str(tmp_path / "run"), "--data", str(tmp_path / "nowhere")]
+    assert main(argv) == 2
+    assert "does not exist" in one_error_line(capsys)
+
+
+def test_sample_writes_a_png(run, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["sample", "--ckpt", str(run / "ckpt_0000003.pt"), "--out", str(out), "--n", "5"]) == 0
+    assert Image.open(out).size == (3 * 18 + 2, 2 * 18 + 2)  # 5 images in rows of 3, 16 px + 2 px padding
+    assert "wrote 5 samples" in capsys.readouterr().out
+
+
+def test_evaluate_prints_scores_or_the_reason(run, monkeypatch, capsys):
+    ckpt = str(run / "ckpt_0000003.pt")
+
+    def fake_scores(generator_fn, num_samples, reference, weights_path=None):
+        images = generator_fn(2)
+        assert images.shape == (2, 3, 16, 16) and images.abs().max() <= 1
+        return {"fid": 12.345, "is_mean": 3.21, "is_std": 0.1}
+
+    monkeypatch.setattr(metrics_mod, "compute_fid_is", fake_scores)
+    assert main(["evaluate", "--ckpt", ckpt, "--num-samples", "10"]) == 0
+    assert "FID 12.35  IS 3.21 +- 0.10  (10 samples)" in capsys.readouterr().out
+
+    def unavailable(*args, **kwargs):
+        raise MetricsUnavailable("no Inception weights here")
+
+    monkeypatch.setattr(metrics_mod, "compute_fid_is", unavailable)
+    assert main(["evaluate", "--ckpt", ckpt, "--num-samples", "10"]) == 1
+    assert "FID / IS not computed: no Inception weights here" in capsys.readouterr().out
+
+
+def test_parse_value():
+    assert parse_value("lr_g", "1e-3") == 1e-3
+    assert parse_value("steps", "2e3") == 2000 and isinstance(parse_value("steps", "2e3"), int)
+    assert parse_value("compile", "true") is True and parse_value("compile", "0") is False
+    assert parse_value("d_norm", "sn") == "sn"
+    with pytest.raises(ConfigError, match="compile must be true or false"):
+        parse_value("compile", "maybe")
+
+
+def test_help_exits_0(capsys):
+    assert main(["--help"]) == 0
+    assert "train" in capsys.readouterr().out

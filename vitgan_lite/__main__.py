@@ -1,0 +1,6 @@
+"""``python -m vitgan_lite``: the command line of :mod:`vitgan_lite.cli` (lesson 11)."""
+
+from vitgan_lite.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,250 @@
+"""Command line: ``python -m vitgan_lite train | sample | evaluate`` (lesson 11).
+
+Taught in ``notebooks/11_cifar10_on_a_gpu.ipynb``; it drives :class:`vitgan_lite.train.Trainer`.
+
+    python -m vitgan_lite train --preset tiny-cpu --out runs/tiny [--data cifar10|PATH] [--steps N]
+                                [--resume] [--device cpu|cuda] [--set field=value ...] [--batch-size 64]
+    python -m vitgan_lite sample --ckpt runs/tiny/ckpt_0002000.pt --out grid.png [--n 64]
+    python -m vitgan_lite evaluate --ckpt PATH [--num-samples N] [--inception-weights PATH]
+
+Every :class:`~vitgan_lite.config.Config` field can be set with ``--set field=value`` or as
+``--field-name value`` (``--batch-size 64``, ``--lr-g 1e-3``). A mistake (unknown preset or field,
+missing data, unreadable checkpoint) prints one line to stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vitgan_lite.config import PRESETS, Config, ConfigError, get_config
+
+EXIT_USAGE = 2  # a mistake on the command line or in its inputs
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a mistake in one line (no usage dump) and lets ``main`` return the status."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _field_types() -> dict[str, type]:
+    # the type of each field's default value (annotations are strings under `from __future__`)
+    return {f.name: type(getattr(Config(), f.name)) for f in dataclasses.fields(Config)}
+
+
+def parse_value(field: str, text: str) -> Any:
+    """``"64"`` -> 64 for an int field, ``"true"`` -> True for a bool field, and so on."""
+    types = _field_types()
+    if field not in types:
+        raise ConfigError(f"unknown config field {field!r}; known fields: {', '.join(types)}")
+    kind = types[field]
+    if kind is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ConfigError(f"{field} must be true or false, got {text!r}")
+    try:
+        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
+    except ValueError:
+        raise ConfigError(f"{field} must be a {kind.__name__}, got {text!r}") from None
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Config overrides from ``--set field=value`` and ``--field-name value``, in that order."""
+    out: dict[str, Any] = {}
+    for item in args.set or []:
+        field, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects field=value, got {item!r} (e.g. --set batch_size=64)")
+        out[field.strip()] = parse_value(field.strip(), text.strip())
+    for field in _field_types():
+        text = getattr(args, f"cfg_{field}", None)
+        if text is not None:
+            out[field] = parse_value(field, text)
+    out.pop("preset", None)
+    return out
+
+
+# ---- train ----------------------------------------------------------------------------------------
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a ViTGAN into a run folder", description="Train a ViTGAN.")
+    p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)} (default paper-cifar10)")
+    p.add_argument("--out", required=True, help="run folder: metrics.jsonl, samples/, ckpt_*.pt")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any config field")
+    group = p.add_argument_group("config fields (each also settable with --set field=value)")
+    for field in _field_types():
+        if field != "preset":
+            flag = "--" + field.replace("_", "-")
+            helptext = "cifar10 or a folder of images" if field == "data" else None
+            group.add_argument(flag, dest=f"cfg_{field}", metavar="VALUE", default=None, help=helptext)
+    p.set_defaults(run=_run_train)
+
+
+def _train_config(args: argparse.Namespace) -> Config:
+    """The preset with the overrides; with ``--resume`` and no ``--preset``, the checkpoint's own config."""
+    from vitgan_lite.train import latest_checkpoint, load_checkpoint
+
+    overrides = _overrides(args)
+    newest = latest_checkpoint(args.out) if args.resume else None
+    if newest is not None and args.preset is None:
+        base = load_checkpoint(newest)["config"]
+        return Config.from_dict(base).replace(**overrides).validate()
+    return get_config(args.preset or "paper-cifar10", **overrides)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from vitgan_lite.train import (
+        CheckpointError,
+        Trainer,
+        architecture_mismatch,
+        latest_checkpoint,
+        load_checkpoint,
+    )
+
+    cfg = _train_config(args)  # refuse a bad config before any work
+    newest = latest_checkpoint(args.out) if args.resume else None
+    if newest is not None:  # refuse another architecture before loading any data
+        diff = architecture_mismatch(load_checkpoint(newest)["config"], cfg)
+        if diff:
+            raise CheckpointError(
+                f"{newest} has another architecture ({'; '.join(diff)}; checkpoint vs command line): "
+                "resume with the same settings (or without --preset to reuse the checkpoint's), "
+                "or train into a new --out folder"
+            )
+    trainer = Trainer(cfg, args.out, device=args.device)
+    if newest is not None:
+        trainer.resume(newest)
+        print(f"resumed from {newest} at step {trainer.step}", file=sys.stderr)
+    elif args.resume:
+        print(f"no checkpoint in {args.out} yet: starting from step 0", file=sys.stderr)
+    last = trainer.train()
+    if last:
+        print(f"done: step {trainer.step}, d_loss {last['d_loss']:.4f}, g_loss {last['g_loss']:.4f}")
+    print(f"run folder: {args.out}")
+    return 0
+
+
+# ---- sample ---------------------------------------------------------------------------------------
+
+
+def _add_sample(sub: Any) -> None:
+    p = sub.add_parser("sample", help="a grid of samples from a checkpoint's EMA generator")
+    p.add_argument("--ckpt", required=True, help="a ckpt_*.pt file")
+    p.add_argument("--out", required=True, help="the PNG to write")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.set_defaults(run=_run_sample)
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    import torch
+    from torchvision.utils import save_image
+
+    from vitgan_lite.train import generator_from_checkpoint, resolve_device
+
+    if args.n < 1:
+        raise UsageError(f"--n must be at least 1, got {args.n}")
+    device = resolve_device(args.device)
+    G, cfg = generator_from_checkpoint(args.ckpt, device)
+    z = torch.randn(args.n, cfg.latent_dim, generator=torch.Generator().manual_seed(args.seed))  # (n, Z)
+    with torch.no_grad():
+        images = G(z.to(device)).float().cpu()  # (n, C, H, W) in [-1, 1]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image((images + 1) / 2, out, nrow=math.ceil(math.sqrt(args.n)))
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+# ---- evaluate -------------------------------------------------------------------------------------
+
+
+def _add_evaluate(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="FID / IS of a checkpoint's EMA generator (torch-fidelity)")
+    p.add_argument("--ckpt", required=True, help="a ckpt_*.pt file")
+    p.add_argument("--num-samples", type=int, default=None, help="default: the config's fid_num_samples")
+    p.add_argument("--inception-weights", default=None, help="a local copy of the Inception weights")
+    p.add_argument("--reference", default=None, help="real images: cifar10-train (default) or a folder")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from vitgan_lite.data import default_source
+    from vitgan_lite.metrics import MetricsUnavailable, compute_fid_is
+    from vitgan_lite.train import generator_from_checkpoint, resolve_device
+
+    device = resolve_device(args.device)
+    G, cfg = generator_from_checkpoint(args.ckpt, device)
+    n = args.num_samples if args.num_samples is not None else cfg.fid_num_samples
+    source = cfg.data if cfg.data not in ("cifar10", "cifar-10") else default_source()
+    reference = args.reference or ("cifar10-train" if source in ("cifar10", "cifar-10") else source)
+    gen = torch.Generator().manual_seed(cfg.seed + 4)
+
+    @torch.no_grad()
+    def generator_fn(m: int) -> torch.Tensor:
+        return G(torch.randn(m, cfg.latent_dim, generator=gen).to(device)).float()  # (m, C, H, W)
+
+    try:
+        result = compute_fid_is(generator_fn, n, reference, weights_path=args.inception_weights)
+    except MetricsUnavailable as e:
+        print(f"FID / IS not computed: {e}")
+        return 1
+    print(f"FID {result['fid']:.2f}  IS {result['is_mean']:.2f} +- {result['is_std']:.2f}  ({n} samples)")
+    return 0
+
+
+# ---- the command table ----------------------------------------------------------------------------
+
+# One (add_parser, ...) function per subcommand. To add `bench`, write `_add_bench(sub)` that calls
+# `sub.add_parser("bench", ...)` and `p.set_defaults(run=_run_bench)`, then list it here.
+COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_sample, _add_evaluate]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vitgan-lite`` argument parser with one subcommand per entry of ``COMMANDS``."""
+    parser = _Parser(prog="vitgan-lite", description="Train, sample and evaluate ViTGAN (vitgan-lite).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 metrics unavailable, 2 a usage mistake)."""
+    from vitgan_lite.data import DataError
+    from vitgan_lite.train import CheckpointError, TrainingDiverged
+
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    except (UsageError, ConfigError, DataError, CheckpointError, FileNotFoundError) as e:
+        print(f"vitgan-lite: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingDiverged as e:
+        print(f"vitgan-lite: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vitgan-lite: interrupted; resume with --resume", file=sys.stderr)
+        return 130
