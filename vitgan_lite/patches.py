@@ -9,7 +9,7 @@ A ViT reads an image ``x in R^{C x H x W}`` as ``N = (H/P)(W/P)`` flattened patc
 * each patch is flattened channels-first, ``(C, P, P)``, so a linear layer on patch vectors is exactly
   a ``Conv2d(C, D, kernel_size=P, stride=P)`` with the same weights.
 
-ViTGAN's discriminator lets neighbouring patches overlap (Sec. 3.1): a convolution with kernel
+ViTGAN's discriminator lets neighbouring patches overlap (Sec. 4.1): a convolution with kernel
 ``P + 2o`` and stride ``P`` (padding ``o``) still gives one token per P x P cell, but each token also sees
 ``o`` pixels of its neighbours, which makes the discriminator harder to fool along the patch grid.
 
