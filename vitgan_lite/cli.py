@@ -1,4 +1,4 @@
-"""Command line: ``python -m vitgan_lite train | sample | evaluate`` (lesson 11).
+"""Command line: ``python -m vitgan_lite train | sample | evaluate | bench`` (lesson 11).
 
 Taught in ``notebooks/11_cifar10_on_a_gpu.ipynb``; it drives :class:`vitgan_lite.train.Trainer`.
 
@@ -6,6 +6,7 @@ Taught in ``notebooks/11_cifar10_on_a_gpu.ipynb``; it drives :class:`vitgan_lite
                                 [--resume] [--device cpu|cuda] [--set field=value ...] [--batch-size 64]
     python -m vitgan_lite sample --ckpt runs/tiny/ckpt_0002000.pt --out grid.png [--n 64]
     python -m vitgan_lite evaluate --ckpt PATH [--num-samples N] [--inception-weights PATH]
+    python -m vitgan_lite bench [--presets tiny-cpu,seed-report-cifar10] [--device cpu|cuda] [--iters N]
 
 Every :class:`~vitgan_lite.config.Config` field can be set with ``--set field=value`` or as
 ``--field-name value`` (``--batch-size 64``, ``--lr-g 1e-3``). A mistake (unknown preset or field,
@@ -126,16 +127,24 @@ def _run_train(args: argparse.Namespace) -> int:
                 "resume with the same settings (or without --preset to reuse the checkpoint's), "
                 "or train into a new --out folder"
             )
-    trainer = Trainer(cfg, args.out, device=args.device)
-    if newest is not None:
-        trainer.resume(newest)
-        print(f"resumed from {newest} at step {trainer.step}", file=sys.stderr)
-    elif args.resume:
-        print(f"no checkpoint in {args.out} yet: starting from step 0", file=sys.stderr)
-    last = trainer.train()
-    if last:
-        print(f"done: step {trainer.step}, d_loss {last['d_loss']:.4f}, g_loss {last['g_loss']:.4f}")
-    print(f"run folder: {args.out}")
+    from vitgan_lite.distributed import from_env, shutdown
+
+    dist = from_env(args.device)  # under torchrun: join the process group (DDP); else None
+    try:
+        trainer = Trainer(cfg, args.out, device=args.device, dist=dist)
+        if newest is not None:
+            trainer.resume(newest)
+            if trainer.is_main:
+                print(f"resumed from {newest} at step {trainer.step}", file=sys.stderr)
+        elif args.resume and trainer.is_main:
+            print(f"no checkpoint in {args.out} yet: starting from step 0", file=sys.stderr)
+        last = trainer.train()
+    finally:
+        shutdown()
+    if trainer.is_main:
+        if last:
+            print(f"done: step {trainer.step}, d_loss {last['d_loss']:.4f}, g_loss {last['g_loss']:.4f}")
+        print(f"run folder: {args.out}")
     return 0
 
 
@@ -212,11 +221,44 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- bench ----------------------------------------------------------------------------------------
+
+
+def _add_bench(sub: Any) -> None:
+    p = sub.add_parser("bench", help="time a training iteration, fast vs straightforward (vitgan_lite.bench)")
+    presets = ", ".join(PRESETS)
+    p.add_argument("--presets", default="tiny-cpu,seed-report-cifar10", help=f"comma-separated: {presets}")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    p.add_argument("--iters", type=int, default=None, help="timed iterations per round")
+    p.add_argument("--batch-size", type=int, default=None, help="override every preset's batch size")
+    p.add_argument("--no-naive", action="store_true", help="skip the straightforward variant")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fast variant (CUDA only)")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from vitgan_lite.bench import run_bench
+
+    presets = [name.strip() for name in args.presets.split(",") if name.strip()]
+    unknown = [name for name in presets if name not in PRESETS]
+    if unknown or not presets:
+        raise UsageError(f"--presets has unknown preset(s) {unknown}: choose from {', '.join(PRESETS)}")
+    if args.iters is not None and args.iters < 1:
+        raise UsageError(f"--iters must be at least 1, got {args.iters}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    run_bench(
+        presets, args.device, iters=args.iters, batch_size=args.batch_size, naive=not args.no_naive,
+        compile=args.compile,
+    )  # fmt: skip
+    return 0
+
+
 # ---- the command table ----------------------------------------------------------------------------
 
 # One (add_parser, ...) function per subcommand. To add `bench`, write `_add_bench(sub)` that calls
 # `sub.add_parser("bench", ...)` and `p.set_defaults(run=_run_bench)`, then list it here.
-COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_sample, _add_evaluate]
+COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_sample, _add_evaluate, _add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

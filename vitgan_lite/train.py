@@ -38,6 +38,7 @@ from vitgan_lite.augment import diff_augment, parse_policy
 from vitgan_lite.config import Config, ConfigError
 from vitgan_lite.data import DeviceBatches, ImageSet, default_source, load_images
 from vitgan_lite.discriminator import ViTDiscriminator
+from vitgan_lite.distributed import DistContext, augment_shard, shard_rows
 from vitgan_lite.generator import ViTGenerator
 from vitgan_lite.losses import bcr_penalty, d_logistic_loss, g_nonsaturating_loss
 from vitgan_lite.metrics import MetricsUnavailable, compute_fid_is
@@ -114,6 +115,16 @@ def _sample_z(batch_size: int, latent_dim: int, device: torch.device, generator:
     return torch.randn(batch_size, latent_dim, generator=generator).to(device)  # (B, Z)
 
 
+def _latent_dim(G: nn.Module) -> int:
+    return getattr(G, "module", G).latent_dim  # through a DistributedDataParallel wrapper
+
+
+def _augment(x: torch.Tensor, policy: str, generator: torch.Generator | None, shard: tuple[int, int] | None):
+    if shard is None:
+        return diff_augment(x, policy, generator)  # (B, C, H, W)
+    return augment_shard(x, policy, generator, shard)  # (B, C, H, W): this rank's rows of the global draws
+
+
 def _grad_norm(module: nn.Module) -> torch.Tensor:
     """Global L2 norm of the gradients of ``module`` (a tensor: no host sync)."""
     grads = [p.grad for p in module.parameters() if p.grad is not None]
@@ -133,21 +144,25 @@ def d_step(
     bcr_fake: float = 10.0,
     generator: torch.Generator | None = None,
     amp_dtype: torch.dtype | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """One discriminator update on ``reals (B, C, H, W)`` in [-1, 1]; returns detached scalar tensors.
 
     z is drawn with ``generator`` (CPU), and so are DiffAugment's draws. ``amp_dtype`` (e.g.
     ``torch.bfloat16``) runs the networks under autocast; the losses are computed in float32.
     Keys: ``d_loss`` (total), ``d_adv`` (logistic), ``bcr``, ``d_real`` / ``d_fake`` (mean logits of
-    D(T(x)) and D(T(G(z)))), ``d_grad_norm``.
+    D(T(x)) and D(T(G(z)))), ``d_grad_norm``. ``shard=(rank, world)``: this rank's rows of the global
+    random draws (see ``vitgan_lite.distributed``); None for one process.
     """
     B = reals.shape[0]
     with torch.no_grad():  # G(z) is a constant here: no graph through G, no gradient reaches it
         with _autocast(reals.device, amp_dtype):
-            fakes = G(_sample_z(B, G.latent_dim, reals.device, generator))  # (B, C, H, W)
+            world = shard[1] if shard else 1  # draw the global batch's z, keep this rank's rows
+            z = shard_rows(_sample_z(B * world, _latent_dim(G), reals.device, generator), shard)  # (B, Z)
+            fakes = G(z)  # (B, C, H, W)
     fakes = fakes.detach().to(reals.dtype)  # (B, C, H, W)
-    reals_aug = diff_augment(reals, policy, generator)  # (B, C, H, W), T(x)
-    fakes_aug = diff_augment(fakes, policy, generator)  # (B, C, H, W), T(G(z)), the same policy
+    reals_aug = _augment(reals, policy, generator, shard)  # (B, C, H, W), T(x)
+    fakes_aug = _augment(fakes, policy, generator, shard)  # (B, C, H, W), T(G(z)), the same policy
     # One forward on all four batches: D treats each image on its own (LayerNorm, no batch statistics),
     # and ISN's power iteration advances once per D step.
     with _autocast(reals.device, amp_dtype):
@@ -179,12 +194,14 @@ def g_step(
     policy: str = "color,translation,cutout",
     generator: torch.Generator | None = None,
     amp_dtype: torch.dtype | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """One generator update with a fresh batch of ``batch_size`` z; returns detached scalar tensors.
 
     The loss is ``g_nonsaturating_loss(D(T(G(z))))``: G sees its fakes through the same DiffAugment T
     as D does, and the gradient flows back through T into G. D's parameters are frozen for the step
-    (their gradients would be thrown away). Keys: ``g_loss``, ``g_grad_norm``.
+    (their gradients would be thrown away). Keys: ``g_loss``, ``g_grad_norm``. ``shard`` as in ``d_step``
+    (pass the unwrapped D under DDP: G's all-reduce is the only one this step needs).
     """
     device = next(G.parameters()).device
     d_params = [p for p in D.parameters() if p.requires_grad]
@@ -192,8 +209,10 @@ def g_step(
         p.requires_grad_(False)
     try:
         with _autocast(device, amp_dtype):
-            fakes = G(_sample_z(batch_size, G.latent_dim, device, generator))  # (B, C, H, W)
-        fakes_aug = diff_augment(fakes.float(), policy, generator)  # (B, C, H, W), T(G(z))
+            world = shard[1] if shard else 1
+            z = shard_rows(_sample_z(batch_size * world, _latent_dim(G), device, generator), shard)  # (B, Z)
+            fakes = G(z)  # (B, C, H, W)
+        fakes_aug = _augment(fakes.float(), policy, generator, shard)  # (B, C, H, W), T(G(z))
         with _autocast(device, amp_dtype):
             logits = D(fakes_aug)  # (B,)
         g_loss = g_nonsaturating_loss(logits.float())  # ()
@@ -321,6 +340,9 @@ class Trainer:
         data: the training images: None (``cfg.data``; ``"cifar10"`` means the folder in
             ``$VITGAN_LITE_DATA`` when it is set, else torchvision's download), a folder path,
             an :class:`~vitgan_lite.data.ImageSet`, or a uint8 tensor ``(N, C, H, W)``.
+        dist: this process's place in a torchrun run (:func:`vitgan_lite.distributed.from_env`), or None.
+            Then ``cfg.batch_size`` is the per-rank batch, G and D are wrapped in DDP, and rank 0 alone
+            keeps the EMA generator and writes logs, samples and checkpoints.
 
     ``train(steps)`` runs to step ``steps`` (default ``cfg.steps``); ``resume(path)`` restores a checkpoint.
     """
@@ -332,11 +354,13 @@ class Trainer:
         device: str | torch.device | None = None,
         callbacks: Sequence[Callable[[int, dict[str, Any]], None]] = (),
         data: str | os.PathLike | ImageSet | torch.Tensor | None = None,
+        dist: DistContext | None = None,
     ) -> None:
         self.cfg = cfg.validate()
         parse_policy(cfg.diffaug_policy)
         self.out_dir = Path(out_dir)
-        self.device = resolve_device(device)
+        self.dist = dist
+        self.device = dist.device if dist is not None else resolve_device(device)
         self.callbacks = list(callbacks)
         self.images, self.fid_reference = self._load_data(data)  # (N, C, H, W) uint8
         if tuple(self.images.shape[1:]) != (cfg.channels, cfg.image_size, cfg.image_size):
@@ -357,14 +381,22 @@ class Trainer:
         # Every random draw of the loop goes through one of these CPU generators, saved in checkpoints.
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.z_gen = torch.Generator().manual_seed(cfg.seed + 2)  # z and DiffAugment draws
-        self.batches = DeviceBatches(self.images, cfg.batch_size, self.device, generator=self.data_gen)
+        world = dist.world_size if dist is not None else 1  # every rank draws the global batch's indices
+        self.batches = DeviceBatches(
+            self.images, cfg.batch_size * world, self.device, generator=self.data_gen
+        )
         fixed = torch.Generator().manual_seed(cfg.seed + 3)
         self.fixed_z = torch.randn(GRID_SAMPLES, cfg.latent_dim, generator=fixed).to(self.device)  # (64, Z)
         use_amp = self.device.type == "cuda" and cfg.amp in ("auto", "bf16")
         self.amp_dtype = torch.bfloat16 if use_amp else None
         self.G_fwd, self.D_fwd = self.G, self.D
+        if dist is not None:  # gradients all-reduced (averaged) over ranks; state dicts stay un-prefixed
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.G_fwd, self.D_fwd = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
         if cfg.compile and self.device.type == "cuda":  # compiled callables; state dicts stay un-prefixed
-            self.G_fwd, self.D_fwd = torch.compile(self.G), torch.compile(self.D)
+            self.G_fwd, self.D_fwd = torch.compile(self.G_fwd), torch.compile(self.D_fwd)
         self.step = 0
 
     def _load_data(self, data: Any) -> tuple[torch.Tensor, Any]:
@@ -453,7 +485,14 @@ class Trainer:
     def metrics_path(self) -> Path:
         return self.out_dir / "metrics.jsonl"
 
+    @property
+    def is_main(self) -> bool:
+        """True unless this is a rank other than 0 of a distributed run."""
+        return self.dist is None or self.dist.is_main
+
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -519,6 +558,8 @@ class Trainer:
         ``first_bad (2,)`` holds, per loss of ``LOSS_NAMES``, the first step at which it was NaN or inf
         (-1: never).
         """
+        if self.dist is not None:  # every rank stops together
+            first_bad = self.dist.max(first_bad)  # (2,)
         bad = [(step, name) for step, name in zip(first_bad.tolist(), LOSS_NAMES) if step >= 0]
         if bad:
             step = min(s for s, _ in bad)
@@ -544,22 +585,34 @@ class Trainer:
         for stale in self.out_dir.glob(".ckpt_*.pt.tmp-*"):  # half-written by a killed run: never loaded
             stale.unlink(missing_ok=True)
         # a fresh start (or a rerun) in a used folder: drop log lines beyond this step, and a cut last line
-        self._truncate_metrics(self.step)
+        if self.is_main:
+            self._truncate_metrics(self.step)
         B = cfg.batch_size
-        kw = dict(policy=cfg.diffaug_policy, generator=self.z_gen, amp_dtype=self.amp_dtype)
+        shard = self.dist.shard if self.dist is not None else None  # (rank, world) or None
+        B_global = B * (self.dist.world_size if self.dist is not None else 1)
+        kw = dict(policy=cfg.diffaug_policy, generator=self.z_gen, amp_dtype=self.amp_dtype, shard=shard)
+        # under DDP the G step runs the bare D: its parameters are frozen there, so no all-reduce for D
+        D_in_g_step = self.D if self.dist is not None else self.D_fwd
         # per loss, the first step at which it was NaN/inf (-1: never), kept on the device so that the
         # hot path never waits for the GPU: checked at log intervals and before every checkpoint
         first_bad = torch.full((len(LOSS_NAMES),), -1, device=self.device)  # (2,)
         last: dict[str, Any] = {}
         t0, step0 = time.perf_counter(), self.step
-        bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, disable=None)
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=None if self.is_main else True,
+        )
         try:
             while self.step < total:
-                reals = next(self.batches)  # (B, C, H, W) in [-1, 1]
+                reals = shard_rows(next(self.batches), shard)  # (B, C, H, W) in [-1, 1], this rank's rows
                 bcr = dict(bcr_real=cfg.bcr_real, bcr_fake=cfg.bcr_fake)
                 d_out = d_step(self.G_fwd, self.D_fwd, reals, self.opt_d, **bcr, **kw)
-                g_out = g_step(self.G_fwd, self.D_fwd, self.opt_g, B, **kw)
-                ema_update(self.G_ema, self.G, cfg.ema_decay)
+                g_out = g_step(self.G_fwd, D_in_g_step, self.opt_g, B, **kw)
+                if self.is_main:  # the EMA generator lives on rank 0
+                    ema_update(self.G_ema, self.G, cfg.ema_decay)
                 self.step += 1
                 finite = torch.isfinite(torch.stack([d_out["d_loss"], g_out["g_loss"]]))  # (2,), LOSS_NAMES
                 first_bad = torch.where((first_bad < 0) & ~finite, self.step, first_bad)  # (2,)
@@ -568,22 +621,28 @@ class Trainer:
                 if self.step % cfg.log_every == 0 or at_end:
                     self._check_finite(first_bad)
                     elapsed = time.perf_counter() - t0
-                    ips = (self.step - step0) * B / max(elapsed, 1e-9)
-                    last = {"step": self.step, **{k: float(v) for k, v in {**d_out, **g_out}.items()}}
+                    ips = (self.step - step0) * B_global / max(elapsed, 1e-9)
+                    logged = {**d_out, **g_out}
+                    if self.dist is not None:  # the global-batch means: every rank holds B rows
+                        values = self.dist.mean(torch.stack([v.float() for v in logged.values()]))  # (K,)
+                        logged = dict(zip(logged, values))
+                    last = {"step": self.step, **{k: float(v) for k, v in logged.items()}}
                     last["images_per_s"] = ips
                     last.update(self._sigma_summary())
                     self._log(last)
                     bar.set_postfix(d=f"{last['d_loss']:.3f}", g=f"{last['g_loss']:.3f}", img_s=f"{ips:.0f}")
-                    for cb in self.callbacks:
+                    for cb in self.callbacks if self.is_main else ():
                         cb(self.step, dict(last))
-                if self.step % cfg.sample_every == 0 or at_end:
+                if (self.step % cfg.sample_every == 0 or at_end) and self.is_main:
                     self.save_samples()
                 if self.step % cfg.ckpt_every == 0 or at_end:
                     self._check_finite(first_bad)  # never checkpoint a diverged model
-                    self.save()
+                    if self.is_main:
+                        self.save()
                 if (cfg.fid_every > 0 and self.step % cfg.fid_every == 0) or at_end:
                     self._check_finite(first_bad)
-                    self._evaluate_and_log()
+                    if self.is_main:
+                        self._evaluate_and_log()
         finally:
             bar.close()
         return last
