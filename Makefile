@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Heavy notebook cells shrink to a few real steps under the quick switch (they still run).
-TEST_ENV := VITGAN_LITE_QUICK=1 MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+TEST_ENV := VITGAN_LITE_QUICK=1 PYDEVD_DISABLE_FILE_VALIDATION=1
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout=600
 JOBS ?= 2
 
