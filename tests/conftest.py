@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from PIL import Image
 
 from tools.notebooks import load_definitions
 from vitgan_lite.checks import ExerciseFailed, ExerciseNotImplemented
@@ -41,3 +42,21 @@ def assert_rejects(check, wrong, match: str) -> None:
     assert re.search(match, str(info.value), flags=re.I | re.S), (
         f"message did not name the mistake: {info.value}"
     )
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors on 2 shared cores: extra threads only add contention (training and CLI tests)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_image_folder(folder, n: int, size: int = 16, seed: int = 0):
+    """``n`` random ``size`` x ``size`` PNGs in a flat folder (the data module's local-folder path)."""
+    g = torch.Generator().manual_seed(seed)
+    for i in range(n):
+        pixels = torch.randint(0, 256, (size, size, 3), generator=g, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
+    return folder

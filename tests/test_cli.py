@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
+from conftest import write_image_folder
 from PIL import Image
 
 import vitgan_lite.metrics as metrics_mod
@@ -24,22 +24,12 @@ TINY_FLAGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
-    g = torch.Generator().manual_seed(0)
-    for i in range(8):
-        pixels = torch.randint(0, 256, (16, 16, 3), generator=g, dtype=torch.uint8).numpy()
-        Image.fromarray(pixels).save(folder / f"{i}.png")
-    return folder
+    return write_image_folder(tmp_path_factory.mktemp("images"), 8)
 
 
 @pytest.fixture(scope="module")

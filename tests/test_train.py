@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import write_image_folder
 from PIL import Image
 from torch import nn
 
@@ -50,13 +51,7 @@ TINY = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on 2 shared cores: threads only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(**overrides):
@@ -66,12 +61,7 @@ def tiny_config(**overrides):
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
     """Twelve random 16 x 16 PNGs in a flat folder (the data module's local-folder path)."""
-    folder = tmp_path_factory.mktemp("images")
-    g = torch.Generator().manual_seed(0)
-    for i in range(12):
-        pixels = torch.randint(0, 256, (16, 16, 3), generator=g, dtype=torch.uint8).numpy()
-        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
-    return folder
+    return write_image_folder(tmp_path_factory.mktemp("images"), 12)
 
 
 def nets(**overrides):
