@@ -1,6 +1,6 @@
 """The ViTGAN generator: positional tokens, SLN transformer blocks, a per-token implicit patch decoder.
 
-Taught in ``notebooks/08_*.ipynb`` (ViT generator).
+Taught in ``notebooks/08_vit_generator.ipynb`` (ViT generator).
 
 The generator equations (Lee et al. 2022, Sec. 4.2), for L = (H/P)(W/P) tokens of width D:
 

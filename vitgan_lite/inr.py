@@ -1,6 +1,6 @@
 """Implicit neural representation of a patch: SIREN, Fourier features, weight modulation, the patch decoder.
 
-Taught in ``notebooks/07_*.ipynb`` (implicit neural representation).
+Taught in ``notebooks/07_implicit_neural_representation.ipynb`` (implicit neural representation).
 
 ViTGAN does not project each output token linearly to its P x P pixels. It treats a patch as a function
 of the pixel coordinates and decodes token i with a small MLP shared by all tokens (Lee et al. 2022,

@@ -1,6 +1,6 @@
 """Training: the D step, the G step, the EMA generator, and a thin loop with checkpoints and metrics.
 
-Taught in ``notebooks/10_training_loop_on_cpu.ipynb`` (the steps, a tiny run) and run at full size in
+Taught in ``notebooks/10_training_loop.ipynb`` (the steps, a tiny run) and run at full size in
 ``notebooks/11_cifar10_on_a_gpu.ipynb`` (the :class:`Trainer`, checkpoints, FID / IS).
 
 One iteration of ViTGAN (Lee et al., ICLR 2022, Sec. 4 and implementation details) is, with T a
