@@ -19,7 +19,7 @@ TINY_FLAGS = [
     "--set", "image_size=16", "--set", "latent_dim=16", "--set", "style_dim=16",
     "--set", "mapping_layers=1", "--set", "g_dim=16", "--set", "g_depth=1", "--set", "g_fourier_dim=16",
     "--set", "g_decoder_dim=16", "--set", "d_dim=16", "--set", "d_depth=1",
-    "--set", "log_every=1", "--set", "sample_every=2", "--set", "fid_num_samples=0",
+    "--set", "log_every=1", "--set", "sample_every=2", "--set", "fid_num_samples=0", "--set", "cfd_every=0",
     "--batch-size", "4", "--ckpt-every", "2", "--device", "cpu",
 ]  # fmt: skip
 

@@ -28,7 +28,7 @@ def _cfg(batch_size: int):
         image_size=8, latent_dim=8, style_dim=8, mapping_layers=1, g_patch_size=4, d_patch_size=4,
         g_dim=8, g_depth=1, g_num_heads=2, g_fourier_dim=8, g_decoder_dim=8, d_dim=8, d_depth=1,
         d_num_heads=2, batch_size=batch_size, log_every=1, sample_every=100, ckpt_every=2,
-        fid_num_samples=0, steps=STEPS,
+        fid_num_samples=0, cfd_every=0, steps=STEPS,
     )  # fmt: skip
     return get_config("tiny-cpu", **small)
 

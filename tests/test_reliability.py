@@ -26,7 +26,7 @@ STEPS, CKPT_EVERY = 40, 2
 OVERRIDES = dict(
     image_size=16, latent_dim=16, style_dim=16, mapping_layers=1, g_dim=16, g_depth=1, g_fourier_dim=16,
     g_decoder_dim=16, d_dim=16, d_depth=1, batch_size=4, log_every=1, sample_every=1000,
-    ckpt_every=CKPT_EVERY, keep_ckpts=2, fid_num_samples=0, steps=STEPS,
+    ckpt_every=CKPT_EVERY, keep_ckpts=2, fid_num_samples=0, cfd_every=0, steps=STEPS,
 )  # fmt: skip
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")

@@ -48,6 +48,7 @@ TINY = dict(
     ckpt_every=2,
     keep_ckpts=2,
     fid_num_samples=0,
+    cfd_every=0,
 )
 
 

@@ -1,6 +1,6 @@
-"""Benchmark: how fast one ViTGAN training iteration runs, and how much the fast path buys (lesson 11).
+"""Benchmark: how fast one ViTGAN training iteration runs, and how much the fast path buys (lesson 12).
 
-Taught in ``notebooks/11_cifar10_on_a_gpu.ipynb``; run it as ``python -m vitgan_lite bench``.
+Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``; run it as ``python -m vitgan_lite bench``.
 
 One iteration is what :class:`vitgan_lite.train.Trainer` does per step (Lee et al., ICLR 2022, Sec. 4):
 a D step (logistic loss on DiffAugment views + bCR), a G step (non-saturating loss) and an EMA update.
@@ -46,7 +46,7 @@ from vitgan_lite.generator import ViTGenerator
 from vitgan_lite.inr import ModulatedLinear, modulated_linear_explicit
 from vitgan_lite.losses import bcr_penalty, d_logistic_loss
 from vitgan_lite.modulation import scaled_leaky_relu
-from vitgan_lite.train import _sample_z, d_step, ema_update, g_step, resolve_device
+from vitgan_lite.train import _sample_z, adam_param_groups, d_step, ema_update, g_step, resolve_device
 
 DEFAULT_PRESETS = ("tiny-cpu", "seed-report-cifar10")
 CPU_ITERS = {"tiny-cpu": 3, "seed-report-cifar10": 1, "paper-cifar10": 1}  # timed iterations per round
@@ -168,8 +168,10 @@ class BenchRun:
         else:
             opt_kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas, **opt_kw)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, **opt_kw)
+        groups_g = adam_param_groups(self.G, cfg.lr_g, cfg.equalized_lr)  # as Trainer
+        groups_d = adam_param_groups(self.D, cfg.lr_d, cfg.equalized_lr)
+        self.opt_g = torch.optim.Adam(groups_g, lr=cfg.lr_g, betas=betas, **opt_kw)
+        self.opt_d = torch.optim.Adam(groups_d, lr=cfg.lr_d, betas=betas, **opt_kw)
         self.z_gen = torch.Generator().manual_seed(cfg.seed + 2)  # as Trainer: z and DiffAugment draws
         data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.batches = DeviceBatches(images, cfg.batch_size, device, generator=data_gen)

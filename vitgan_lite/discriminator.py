@@ -32,6 +32,27 @@ from vitgan_lite.patches import OverlappingPatchEmbed
 from vitgan_lite.positional import SinePositionalEmbedding
 from vitgan_lite.spectral import apply_spectral_norm, spectral_parametrization
 
+ATTN_INITS = ("unit-logit", "xavier")
+
+
+def qk_init_gain(head_dim: int) -> float:
+    """Gain on Xavier's W_qk that starts the mean L2-attention logit between two tokens at -1: (4 d_h)^(-1/4).
+
+    A course choice, derived here and measured in lesson 11. After a LayerNorm every token has unit
+    variance per feature, and a Xavier W_qk (D x D) keeps it, so for two unrelated tokens
+    ``E||q_i - q_j||^2 = 2 d_h g^2``, and the logit ``-||q_i - q_j||^2 / sqrt(d_h)`` averages
+    ``-2 g^2 sqrt(d_h)``,
+    while a token's logit to itself is exactly 0 (W_q = W_k). With g = 1 (plain Xavier) and d_h = 32 that
+    is -11: every token, the CLS token included, attends ~99% to itself, and the CLS token, which carries
+    the logit, barely sees the image. ISN then keeps sigma(W_qk) at its initial value for the whole run
+    (lesson 04), so this sharpness is permanent: the initial gain is the attention's temperature.
+    g = (4 d_h)^(-1/4) sets ``2 g^2 sqrt(d_h) = 1``. The official code instead multiplies the logits by a
+    learnable temperature (mlpc-ucsd/ViTGAN ``vit_common.py``), which ISN does not bound.
+    """
+    if head_dim < 1:
+        raise ValueError(f"head_dim must be a positive integer, got {head_dim}")
+    return (4.0 * head_dim) ** -0.25
+
 
 class DiscriminatorBlock(nn.Module):
     """Pre-norm transformer block: x = x + attn(norm1(x)); x = x + mlp(norm2(x)).
@@ -71,6 +92,8 @@ class ViTDiscriminator(nn.Module):
         dim, depth, num_heads, mlp_ratio: ViT sizes (timm names).
         norm: "isn" (ViTGAN), "sn" or "none": the spectral normalization of every Linear and Conv2d.
         fast: use the ``scaled_dot_product_attention`` form of L2 attention (same function).
+        attn_init: "unit-logit" (course choice, see :func:`qk_init_gain`) or "xavier" (timm / DiT rule)
+            for the tied W_qk of every block. Under ISN the initial scale of W_qk is permanent.
     """
 
     def __init__(
@@ -85,10 +108,14 @@ class ViTDiscriminator(nn.Module):
         mlp_ratio: float = 4.0,
         norm: str = "isn",
         fast: bool = True,
+        attn_init: str = "unit-logit",
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
+        if attn_init not in ATTN_INITS:
+            raise ValueError(f"attn_init must be one of {ATTN_INITS}, got {attn_init!r}")
+        self.attn_init = attn_init
         self.image_size, self.channels, self.dim, self.spectral_mode = image_size, channels, dim, norm
         self.patch_embed = OverlappingPatchEmbed(image_size, patch_size, overlap, in_chans=channels, dim=dim)
         self.num_patches = self.patch_embed.num_patches  # N
@@ -117,6 +144,7 @@ class ViTDiscriminator(nn.Module):
             num_heads=cfg.d_num_heads,
             mlp_ratio=cfg.d_mlp_ratio,
             norm=cfg.d_norm,
+            attn_init=cfg.d_attn_init,
         )
 
     @torch.no_grad()
@@ -137,6 +165,12 @@ class ViTDiscriminator(nn.Module):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)  # identity affine, as torch's default and timm
                 nn.init.zeros_(module.bias)
+        if self.attn_init == "unit-logit":
+            for block in self.blocks:
+                qk = block.attn.qk
+                wrapped = parametrize.is_parametrized(qk, "weight")
+                weight = qk.parametrizations.weight.original if wrapped else qk.weight
+                weight.mul_(qk_init_gain(block.attn.head_dim))  # on top of Xavier: see qk_init_gain
         self.pos_embed.reset_parameters()
         nn.init.normal_(self.cls_token, std=0.02)  # MAE ``initialize_weights``
         nn.init.trunc_normal_(self.cls_pos, std=0.02)  # timm ``pos_embed`` rule
@@ -177,4 +211,4 @@ class ViTDiscriminator(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["DiscriminatorBlock", "ViTDiscriminator"]
+__all__ = ["ATTN_INITS", "DiscriminatorBlock", "ViTDiscriminator", "qk_init_gain"]

@@ -28,7 +28,7 @@ from torch import nn
 from vitgan_lite._shapes import check_divisible
 from vitgan_lite.attention import MultiHeadAttention
 from vitgan_lite.config import Config
-from vitgan_lite.inr import PatchDecoder
+from vitgan_lite.inr import DEFAULT_FOURIER_FREQ, PatchDecoder
 from vitgan_lite.modulation import SLN, MappingNetwork
 from vitgan_lite.patches import unpatchify
 from vitgan_lite.positional import SinePositionalEmbedding
@@ -53,16 +53,18 @@ class GeneratorBlock(nn.Module):
     Shapes: forward ``h (B, N, D), w (B, S) -> (B, N, D)``.
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, style_dim: int) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float, style_dim: int, sln_gain: float = 1.0
+    ) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
         if hidden < 1:
             raise ValueError(
                 f"mlp_ratio {mlp_ratio} gives an empty MLP for dim {dim}: use mlp_ratio > 0 (4.0 in ViT)"
             )
-        self.norm1 = SLN(dim, style_dim)  # SLN_1: its own gamma_1(w), beta_1(w)
+        self.norm1 = SLN(dim, style_dim, gain=sln_gain)  # SLN_1: its own gamma_1(w), beta_1(w)
         self.attn = MultiHeadAttention(dim, num_heads)
-        self.norm2 = SLN(dim, style_dim)  # SLN_2: a different instance, never shared with norm1
+        self.norm2 = SLN(dim, style_dim, gain=sln_gain)  # SLN_2: another instance, never shared
         self.mlp = nn.Sequential(
             OrderedDict(fc1=nn.Linear(dim, hidden), act=nn.GELU(), fc2=nn.Linear(hidden, dim))
         )
@@ -88,6 +90,9 @@ class ViTGenerator(nn.Module):
         fourier_dim: width of E_fou in the patch decoder.
         decoder_dim: hidden width of the patch decoder.
         demodulate: StyleGAN2 demodulation in the decoder's hidden layer.
+        fourier_freq: initial frequency bound of the decoder's E_fou (lesson 07).
+        sln_gain: how strongly w steers every SLN at init (``SLN(gain=...)``). 1.0, as the official code:
+            at 0.1 every z gave nearly the same image layout and the GAN collapsed (lesson 11).
 
     ``forward(z)`` is ``synthesize(mapping(z))``; start from ``synthesize(w)`` to interpolate in w space.
     ``from_config(cfg)`` builds it from a :class:`~vitgan_lite.config.Config`.
@@ -109,6 +114,8 @@ class ViTGenerator(nn.Module):
         fourier_dim: int = 384,
         decoder_dim: int = 384,
         demodulate: bool = True,
+        fourier_freq: float = DEFAULT_FOURIER_FREQ,
+        sln_gain: float = 1.0,
     ) -> None:
         super().__init__()
         check_divisible(image_size, patch_size)
@@ -121,11 +128,17 @@ class ViTGenerator(nn.Module):
         self.mapping = MappingNetwork(latent_dim, style_dim, num_layers=mapping_layers, lr_mul=mapping_lr_mul)
         self.pos_embed = SinePositionalEmbedding(self.grid_size, dim)  # E_pos, (N, D)
         self.blocks = nn.ModuleList(
-            GeneratorBlock(dim, num_heads, mlp_ratio, style_dim) for _ in range(depth)
+            GeneratorBlock(dim, num_heads, mlp_ratio, style_dim, sln_gain) for _ in range(depth)
         )
-        self.norm = SLN(dim, style_dim)  # y = SLN(h_L, w): its own instance again
+        self.norm = SLN(dim, style_dim, gain=sln_gain)  # y = SLN(h_L, w): its own instance again
         self.decoder = PatchDecoder(
-            dim, patch_size, channels, hidden_dim=decoder_dim, fourier_dim=fourier_dim, demodulate=demodulate
+            dim,
+            patch_size,
+            channels,
+            hidden_dim=decoder_dim,
+            fourier_dim=fourier_dim,
+            demodulate=demodulate,
+            fourier_freq=fourier_freq,
         )
         self.initialize_weights()
 
@@ -196,6 +209,8 @@ class ViTGenerator(nn.Module):
             fourier_dim=cfg.g_fourier_dim,
             decoder_dim=cfg.g_decoder_dim,
             demodulate=cfg.g_demodulate,
+            fourier_freq=cfg.g_fourier_freq,
+            sln_gain=cfg.g_sln_gain,
         )
 
     def extra_repr(self) -> str:

@@ -35,6 +35,8 @@ from torch import nn
 from vitgan_lite.modulation import EqualLinear, _check_activation, _check_positive, scaled_leaky_relu
 from vitgan_lite.positional import coordinate_grid
 
+DEFAULT_FOURIER_FREQ = math.sqrt(9.0 / 2.0)  # CIPS ``LFF`` first-layer bound (Anokhin et al. 2021)
+
 
 class SineLayer(nn.Module):
     """SIREN layer ``sin(omega0 * (W x + b))`` (Sitzmann et al. 2020).
@@ -230,14 +232,15 @@ class PatchCoordinateEncoding(nn.Module):
     Args:
         patch_size: P.
         dim: number of features (the paper's D of E_fou).
+        max_freq: initial frequencies are drawn from U(-max_freq, max_freq) per axis (CIPS: sqrt(9/2)).
 
     Shapes: forward ``() -> (P*P, dim)``, values in [-1, 1].
     """
 
-    def __init__(self, patch_size: int, dim: int) -> None:
+    def __init__(self, patch_size: int, dim: int, max_freq: float = DEFAULT_FOURIER_FREQ) -> None:
         super().__init__()
-        _check_positive(patch_size=patch_size, dim=dim)
-        self.patch_size, self.dim = patch_size, dim
+        _check_positive(patch_size=patch_size, dim=dim, max_freq=max_freq)
+        self.patch_size, self.dim, self.max_freq = patch_size, dim, max_freq
         self.register_buffer("coords", coordinate_grid(patch_size), persistent=False)  # (P*P, 2)
         self.proj = nn.Linear(2, dim)  # the frequencies (weight) and phases (bias)
         self.reset_parameters()
@@ -250,7 +253,7 @@ class PatchCoordinateEncoding(nn.Module):
         Bias ~ U(-pi, pi) (Rahimi & Recht 2007): uniform phases, so every feature has mean 0 and second
         moment 1/2 over random initialisations, which the decoder's choice of omega0 relies on.
         """
-        nn.init.uniform_(self.proj.weight, -math.sqrt(9.0 / 2.0), math.sqrt(9.0 / 2.0))
+        nn.init.uniform_(self.proj.weight, -self.max_freq, self.max_freq)  # default sqrt(9/2) = 2.12
         nn.init.uniform_(self.proj.bias, -math.pi, math.pi)
 
     def forward(self) -> torch.Tensor:
@@ -258,7 +261,7 @@ class PatchCoordinateEncoding(nn.Module):
         return torch.sin(self.proj(self.coords))  # (P*P, dim)
 
     def extra_repr(self) -> str:
-        return f"patch_size={self.patch_size}, dim={self.dim}"
+        return f"patch_size={self.patch_size}, dim={self.dim}, max_freq={self.max_freq:.3g}"
 
 
 class PatchDecoder(nn.Module):
@@ -283,6 +286,7 @@ class PatchDecoder(nn.Module):
         fourier_dim: width of E_fou; defaults to ``token_dim``.
         demodulate: demodulate the hidden layer (the output layer never is).
         omega0: frequency factor of the hidden sine.
+        fourier_freq: initial frequency bound of E_fou (``PatchCoordinateEncoding.max_freq``).
 
     Shapes: forward ``y (B, N, D) -> (B, N, C*P*P)``, each patch flattened channels-first (C, P, P), the
     layout ``patches.unpatchify`` expects.
@@ -297,6 +301,7 @@ class PatchDecoder(nn.Module):
         fourier_dim: int | None = None,
         demodulate: bool = True,
         omega0: float = math.sqrt(2.0),
+        fourier_freq: float = DEFAULT_FOURIER_FREQ,
     ) -> None:
         super().__init__()
         hidden_dim = token_dim if hidden_dim is None else hidden_dim
@@ -304,7 +309,7 @@ class PatchDecoder(nn.Module):
         _check_positive(token_dim=token_dim, channels=channels, hidden_dim=hidden_dim, omega0=omega0)
         self.token_dim, self.patch_size, self.channels = token_dim, patch_size, channels
         self.omega0 = omega0
-        self.fourier = PatchCoordinateEncoding(patch_size, fourier_dim)  # E_fou (P*P, F)
+        self.fourier = PatchCoordinateEncoding(patch_size, fourier_dim, fourier_freq)  # E_fou (P*P, F)
         self.hidden = ModulatedLinear(fourier_dim, hidden_dim, token_dim, demodulate=demodulate)
         self.to_rgb = ModulatedLinear(hidden_dim, channels, token_dim, demodulate=False)
 

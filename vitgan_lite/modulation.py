@@ -200,14 +200,17 @@ class SelfModulatedLayerNorm(nn.Module):
         dim: token width D.
         style_dim: width S of w.
         eps: LayerNorm epsilon.
+        gain: std of the gamma / beta weights times sqrt(S): how strongly w steers the norm at init
+            (0.1: gently, this lesson's default; 1.0: at full strength, as the official code's
+            ``EqualLinear`` and StyleGAN's style affines; the generator uses 1.0, see lesson 11).
 
     Shapes: forward ``h (B, N, D), w (B, S) -> (B, N, D)``.
     """
 
-    def __init__(self, dim: int, style_dim: int, eps: float = 1e-5) -> None:
+    def __init__(self, dim: int, style_dim: int, eps: float = 1e-5, gain: float = 0.1) -> None:
         super().__init__()
-        _check_positive(dim=dim, style_dim=style_dim)
-        self.dim, self.style_dim = dim, style_dim
+        _check_positive(dim=dim, style_dim=style_dim, gain=gain)
+        self.dim, self.style_dim, self.gain = dim, style_dim, gain
         self.norm = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)  # (h - mu) / sigma, nothing learned
         self.gamma = nn.Linear(style_dim, dim)  # gamma(w): (B, S) -> (B, D)
         self.beta = nn.Linear(style_dim, dim)  # beta(w): (B, S) -> (B, D)
@@ -223,7 +226,7 @@ class SelfModulatedLayerNorm(nn.Module):
         every image would start out identical.
         """
         for layer, bias in ((self.gamma, 1.0), (self.beta, 0.0)):
-            nn.init.normal_(layer.weight, mean=0.0, std=0.1 / math.sqrt(self.style_dim))
+            nn.init.normal_(layer.weight, mean=0.0, std=self.gain / math.sqrt(self.style_dim))
             nn.init.constant_(layer.bias, bias)
 
     def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

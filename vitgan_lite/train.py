@@ -1,7 +1,7 @@
 """Training: the D step, the G step, the EMA generator, and a thin loop with checkpoints and metrics.
 
 Taught in ``notebooks/10_training_loop.ipynb`` (the steps, a tiny run) and run at full size in
-``notebooks/11_cifar10_on_a_gpu.ipynb`` (the :class:`Trainer`, checkpoints, FID / IS).
+``notebooks/12_cifar10_on_a_gpu.ipynb`` (the :class:`Trainer`, checkpoints, FID / IS).
 
 One iteration of ViTGAN (Lee et al., ICLR 2022, Sec. 4 and implementation details) is, with T a
 DiffAugment policy (Zhao et al. 2020) and the non-saturating logistic loss (Goodfellow et al. 2014):
@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import pickle
 import re
@@ -33,6 +34,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from vitgan_lite.augment import diff_augment, parse_policy
 from vitgan_lite.config import Config, ConfigError
@@ -108,6 +110,43 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     ema_buffers = dict(ema.named_buffers())
     for name, b in model.named_buffers():
         ema_buffers[name].copy_(b)  # running estimates (power-iteration u, v) are copied, not averaged
+
+
+def adam_param_groups(module: nn.Module, lr: float, equalized: bool = True) -> list[dict[str, Any]]:
+    """Adam parameter groups: ``lr / sqrt(fan_in)`` for every plain ``nn.Linear`` / ``nn.Conv2d`` weight.
+
+    This is StyleGAN2's equalized learning rate (Karras et al. 2018), moved from the layer into the
+    optimizer. An equalized layer stores ``W_hat ~ N(0, 1)`` and uses ``W = W_hat / sqrt(fan_in)``; Adam's
+    step on ``W_hat`` has size ~lr whatever the gradient's scale (lesson 06), so the step on ``W`` is
+    ``lr / sqrt(fan_in)``. A plain layer with the same ``W`` at init reaches exactly the same trajectory
+    (up to Adam's epsilon) when its weight gets the learning rate ``lr / sqrt(fan_in)``.
+
+    Why it matters here: ViTGAN's learning rate 2e-3 with betas (0, 0.99) is StyleGAN2's, and the authors'
+    code (mlpc-ucsd/ViTGAN, ``models/gan/stylegan2/vit_common.py``) builds every attention and MLP layer
+    from ``EqualLinear``. The course's transformer layers are plain ``nn.Linear`` with Xavier init; at 2e-3
+    every weight of a 64-wide layer moves by ~1.6% of its size per step, and D's output swings by about
+    one logit per step (lesson 11 measures it). ``equalized=False`` gives one group at ``lr`` (plain Adam).
+
+    Weights under SN/ISN are the parametrization's ``original`` tensor. The course's own equalized layers
+    (``EqualLinear``, ``ModulatedLinear``) already scale at run time and keep ``lr``. Biases, norms, tokens
+    and positional frequencies keep ``lr``, as an equalized layer's bias does.
+    """
+    if not equalized:
+        return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": lr}]
+    by_fan_in: dict[int, list[nn.Parameter]] = {}
+    scaled: set[int] = set()
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            wrapped = parametrize.is_parametrized(m, "weight")
+            weight = m.parametrizations.weight.original if wrapped else m.weight
+            if weight.requires_grad:
+                by_fan_in.setdefault(weight[0].numel(), []).append(weight)
+                scaled.add(id(weight))
+    rest = [p for p in module.parameters() if p.requires_grad and id(p) not in scaled]
+    groups = [{"params": rest, "lr": lr}] if rest else []
+    for fan_in, params in sorted(by_fan_in.items()):
+        groups.append({"params": params, "lr": lr / math.sqrt(fan_in)})
+    return groups
 
 
 def _sample_z(batch_size: int, latent_dim: int, device: torch.device, generator: torch.Generator | None):
@@ -316,7 +355,7 @@ def architecture_mismatch(a: Config | dict[str, Any], b: Config | dict[str, Any]
 
 
 # ----------------------------------------------------------------------------------------------------
-# The trainer (lessons 10 and 11)
+# The trainer (lessons 10 to 12)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -376,8 +415,10 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         fused = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas, **fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, **fused)
+        groups_g = adam_param_groups(self.G, cfg.lr_g, cfg.equalized_lr)  # lr / sqrt(fan_in) per layer
+        groups_d = adam_param_groups(self.D, cfg.lr_d, cfg.equalized_lr)
+        self.opt_g = torch.optim.Adam(groups_g, lr=cfg.lr_g, betas=betas, **fused)
+        self.opt_d = torch.optim.Adam(groups_d, lr=cfg.lr_d, betas=betas, **fused)
         # Every random draw of the loop goes through one of these CPU generators, saved in checkpoints.
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.z_gen = torch.Generator().manual_seed(cfg.seed + 2)  # z and DiffAugment draws
@@ -398,6 +439,7 @@ class Trainer:
         if cfg.compile and self.device.type == "cuda":  # compiled callables; state dicts stay un-prefixed
             self.G_fwd, self.D_fwd = torch.compile(self.G_fwd), torch.compile(self.D_fwd)
         self.step = 0
+        self._quality_ref = None  # the real side of cFD, computed on first use
 
     def _load_data(self, data: Any) -> tuple[torch.Tensor, Any]:
         if isinstance(data, ImageSet):
@@ -467,8 +509,15 @@ class Trainer:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        try:
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        except ValueError as e:  # another grouping of the parameters: equalized_lr differs
+            saved = state["config"].get("equalized_lr", False)
+            raise CheckpointError(
+                f"checkpoint {path} was trained with equalized_lr={saved} and this run has "
+                f"equalized_lr={self.cfg.equalized_lr} ({e}): resume with --set equalized_lr={saved}"
+            ) from None
         self.step = int(state["step"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
@@ -542,6 +591,35 @@ class Trainer:
             return compute_fid_is(generator_fn, n, self.fid_reference, **kwargs)
         except MetricsUnavailable as e:
             return {"fid_skipped": str(e)}
+
+    def quality(self, num_samples: int | None = None) -> dict[str, Any]:
+        """Course metric of the EMA generator: ``{"cfd", "ckid", "ckid_std"}`` against the training images.
+
+        cFD / cKID (``vitgan_lite.quality``) use a small CIFAR-10 classifier shipped with the package, so
+        they work offline; they are not comparable with Inception FID. The real side (a fixed subset of at
+        most 10,000 training images) is computed once per trainer. ``{"cfd_skipped": reason}`` when the
+        feature net cannot be loaded or the images are not 3 x 32 x 32.
+        """
+        from vitgan_lite import quality
+
+        n = self.cfg.cfd_num_samples if num_samples is None else num_samples
+        if tuple(self.images.shape[1:]) != (3, quality.IMAGE_SIZE, quality.IMAGE_SIZE):
+            shape = tuple(self.images.shape[1:])
+            return {"cfd_skipped": f"cFD needs 3 x 32 x 32 images, the data has {shape}"}
+        try:
+            if self._quality_ref is None:
+                m = min(len(self.images), quality.REFERENCE_SIZE)
+                idx = quality.reference_indices(len(self.images), m)  # (m,)
+                self._quality_ref = quality.reference_statistics(self.images[idx])
+            gen = torch.Generator().manual_seed(self.cfg.seed + 5)  # its own draws: training RNG untouched
+            fakes = torch.cat([
+                self.sample(torch.randn(min(500, n - i), self.cfg.latent_dim, generator=gen)).cpu()
+                for i in range(0, n, 500)
+            ])  # (n, C, H, W)
+            r = quality.score(fakes, self._quality_ref)
+        except MetricsUnavailable as e:
+            return {"cfd_skipped": str(e)}
+        return {"cfd": r["cfd"], "ckid": r["kid"], "ckid_std": r["kid_std"], "cfd_samples": n}
 
     def _evaluate_and_log(self) -> dict[str, Any]:
         result = self.evaluate()
@@ -639,6 +717,11 @@ class Trainer:
                     self._check_finite(first_bad)  # never checkpoint a diverged model
                     if self.is_main:
                         self.save()
+                if cfg.cfd_every > 0 and (self.step % cfg.cfd_every == 0 or at_end) and self.is_main:
+                    q = self.quality()
+                    self._log({"step": self.step, **q})
+                    for cb in self.callbacks:
+                        cb(self.step, dict(q))
                 if (cfg.fid_every > 0 and self.step % cfg.fid_every == 0) or at_end:
                     self._check_finite(first_bad)
                     if self.is_main:
@@ -676,9 +759,37 @@ def generator_from_checkpoint(
     return G.to(device).eval().requires_grad_(False), cfg
 
 
+def pretrained_generator(
+    name: str = "cpu-hour", device: str | torch.device = "cpu", path: str | os.PathLike | None = None
+) -> tuple[ViTGenerator, Config, dict[str, Any]]:
+    """A generator the course trained and ships: ``vitgan_lite/assets/<name>_generator.pt`` (or ``path``).
+
+    Returns the EMA generator (eval mode, float32), its config, and the run's facts (``step``,
+    ``wall_s``, ``cfd``, ``command``). Written by ``tools/export_generator.py`` from a run's checkpoint.
+    """
+    default = Path(__file__).resolve().parent / "assets" / f"{name.replace('-', '_')}_generator.pt"
+    path = default if path is None else Path(path)
+    if not path.is_file():
+        shipped = sorted(p.name for p in path.parent.glob("*_generator.pt"))
+        raise CheckpointError(f"no shipped generator {path.name}; the package has {shipped or 'none'}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = Config.from_dict(state["config"])
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, pickle.UnpicklingError) as e:
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({type(e).__name__}): re-export it with "
+            "tools/export_generator.py"
+        ) from None
+    with torch.random.fork_rng(devices=[]):
+        G = ViTGenerator.from_config(cfg)
+    G.load_state_dict({k: v.float() for k, v in state["G_ema"].items()})
+    return G.to(device).eval().requires_grad_(False), cfg, dict(state["meta"])
+
+
 __all__ = [
     "ARCH_FIELDS",
     "CheckpointError",
+    "adam_param_groups",
     "Trainer",
     "TrainingDiverged",
     "architecture_mismatch",
@@ -690,6 +801,7 @@ __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "pretrained_generator",
     "resolve_device",
     "save_checkpoint",
 ]

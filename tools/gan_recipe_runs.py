@@ -1,0 +1,115 @@
+"""Precompute the runs lesson 11 ("making the GAN learn") plots: the broken recipe, each fix on its own,
+and the fixed recipe, on the same data, seed and step budget, with the course metric (cFD) on the way.
+
+    VITGAN_LITE_DATA=/path/to/cifar10 python tools/gan_recipe_runs.py              # every run
+    VITGAN_LITE_DATA=... python tools/gan_recipe_runs.py --runs before,after --steps 600
+
+Each run writes ``docs/results/recipe/<name>.json`` (config overrides, the metrics log with cFD / cKID,
+D's separation on held-out images, wall-clock) and ``<name>.png`` (a 6 x 6 grid of G_ema samples on
+fixed z). The files are small and committed; the notebook loads them, and under the quick switch reruns
+a few real steps of each configuration so that the code paths stay tested.
+
+Runs share the CPU badly: run one at a time (``--threads`` sets torch's threads, default 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vitgan_lite.config import get_config  # noqa: E402
+from vitgan_lite.data import default_source, load_images, to_float  # noqa: E402
+from vitgan_lite.diagnostics import cls_self_attention, separation  # noqa: E402
+from vitgan_lite.train import Trainer  # noqa: E402
+
+OUT = ROOT / "docs" / "results" / "recipe"
+
+# The broken recipe is tiny-cpu as it was before lesson 11's fixes; every other run changes one thing.
+BEFORE = dict(d_attn_init="xavier", bcr_real=10.0, bcr_fake=10.0, g_sln_gain=0.1)
+RUNS: dict[str, tuple[str, dict]] = {
+    "before": ("the recipe before lesson 11 (Xavier W_qk, bCR 10, gentle SLN)", BEFORE),
+    "fix_d": ("both D-side fixes (W_qk init, bCR off), gentle SLN", {"g_sln_gain": 0.1}),
+    "fix_sln": ("only the SLN gain", {**BEFORE, "g_sln_gain": 1.0}),
+    "fix_bcr": ("only bCR lowered", {**BEFORE, "bcr_real": 0.0, "bcr_fake": 0.0}),
+    "fix_attn": ("only W_qk at the unit-logit init", {**BEFORE, "d_attn_init": "unit-logit"}),
+    "after_eq": ("every fix, plus the equalized learning rate", {"equalized_lr": True}),
+    "after": ("tiny-cpu as it is now (every fix)", {}),
+}
+
+
+def run(name: str, overrides: dict, steps: int, images: torch.Tensor, held_out: torch.Tensor) -> dict:
+    cfg = get_config(
+        "tiny-cpu",
+        steps=steps,
+        fid_num_samples=0,
+        log_every=50,
+        sample_every=10**9,
+        ckpt_every=10**9,
+        cfd_every=max(steps // 6, 1),
+        **overrides,
+    )
+    records: list[dict] = []
+    work = OUT / f".work_{name}"
+    trainer = Trainer(cfg, work, device="cpu", data=images)
+
+    def probe(step: int, metrics: dict) -> None:
+        if "d_loss" not in metrics:
+            records.append({"step": step, **metrics})
+            return
+        g = torch.Generator().manual_seed(11)
+        with torch.no_grad():
+            fakes = trainer.G(torch.randn(len(held_out), cfg.latent_dim, generator=g))  # (M, C, H, W)
+        sep = separation(trainer.D, held_out, fakes)
+        cls = cls_self_attention(trainer.D, held_out[:32])
+        records.append({**metrics, **{f"sep_{k}": v for k, v in sep.items()}, "cls_self": cls})
+
+    trainer.callbacks.append(probe)
+    t0 = time.perf_counter()
+    trainer.train(steps)
+    wall = time.perf_counter() - t0
+    z = torch.randn(36, cfg.latent_dim, generator=torch.Generator().manual_seed(3))
+    from torchvision.utils import save_image
+
+    save_image((trainer.sample(z) + 1) / 2, OUT / f"{name}.png", nrow=6, padding=1, pad_value=1.0)
+    for p in sorted(work.rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    work.rmdir()
+    return {"name": name, "overrides": overrides, "steps": steps, "wall_s": round(wall, 1),
+            "threads": torch.get_num_threads(), "log": records}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, from {', '.join(RUNS)}")
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = [n for n in args.runs.split(",") if n]
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        p.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    source = default_source()
+    images = load_images(source, "train", 32).images  # (50000, 3, 32, 32) uint8
+    held_out = to_float(load_images(source, "test", 32, per_class=20).images)  # (200, 3, 32, 32)
+    for name in names:
+        desc, overrides = RUNS[name]
+        print(f"[{name}] {desc}: {args.steps} steps", flush=True)
+        result = {"description": desc, **run(name, overrides, args.steps, images, held_out)}
+        (OUT / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        last = [r for r in result["log"] if "cfd" in r][-1]
+        print(f"[{name}] {result['wall_s']:.0f} s, cFD {last['cfd']:.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
