@@ -9,10 +9,12 @@ short real GAN runs (marked slow). They need the local CIFAR-10 copy (``$VITGAN_
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
 
+from vitgan_lite import quality
 from vitgan_lite.config import get_config
 from vitgan_lite.data import load_images, to_float
 from vitgan_lite.diagnostics import (
@@ -24,6 +26,7 @@ from vitgan_lite.diagnostics import (
 )
 from vitgan_lite.discriminator import ViTDiscriminator
 from vitgan_lite.generator import ViTGenerator
+from vitgan_lite.train import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -85,3 +88,55 @@ def test_separation_keys_and_values():
     assert set(out) == {"auc", "gap", "real", "fake"}
     assert 0.0 <= out["auc"] <= 1.0
     assert out["gap"] == pytest.approx(out["real"] - out["fake"])
+
+
+def _short_gan(images, held_out, steps: int, **overrides) -> list[dict]:
+    """Train tiny-cpu for ``steps`` at batch 16; D's held-out separation (reals vs fresh fakes) per log."""
+    cfg = get_config("tiny-cpu", batch_size=16, log_every=max(steps // 5, 1), sample_every=10**9,
+                     ckpt_every=10**9, fid_num_samples=0, cfd_every=0, **overrides)
+    probes: list[dict] = []
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(cfg, out, device="cpu", data=images)
+
+        def probe(step, metrics):
+            z = torch.randn(len(held_out), cfg.latent_dim, generator=torch.Generator().manual_seed(step))
+            with torch.no_grad():
+                probes.append(separation(trainer.D, held_out, trainer.G(z)))
+
+        trainer.callbacks.append(probe)
+        trainer.train(steps)
+    return probes
+
+
+@pytest.mark.slow
+def test_rung3_the_logit_gap_opens_in_a_gan_run(cifar):
+    """With the course's recipe D's held-out logit gap opens within the first hundred steps; with the
+    recipe before lesson 11 (Xavier W_qk, bCR 10, gentle SLN) D still ranks reals above fakes but its
+    answers stay squashed near a zero gap."""
+    train, test = cifar
+    held_out = to_float(test.images[:100])
+    after = _short_gan(train.images, held_out, 100)
+    before = _short_gan(train.images, held_out, 100, d_attn_init="xavier", bcr_real=10.0, bcr_fake=10.0,
+                        g_sln_gain=0.1)
+    gap_after = sum(p["gap"] for p in after[-3:]) / 3
+    gap_before = sum(abs(p["gap"]) for p in before[-3:]) / 3
+    assert gap_after > 0.2, after
+    assert gap_before < 0.1, before
+    assert gap_after > 4 * gap_before
+
+
+@pytest.mark.slow
+def test_rung4_one_class_is_learned(cifar):
+    """300 steps on the 100 airplanes bring G_ema's samples measurably closer to them (cFD falls by 20%+)."""
+    train, _ = cifar
+    planes = train.images[train.labels == train.classes.index("airplane")]  # (100, 3, 32, 32)
+    ref = quality.reference_statistics(planes)
+    cfg = get_config("tiny-cpu", batch_size=16, log_every=10**9, sample_every=10**9, ckpt_every=10**9,
+                     fid_num_samples=0, cfd_every=0)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(cfg, out, device="cpu", data=planes)
+        z = torch.randn(200, cfg.latent_dim, generator=torch.Generator().manual_seed(0))
+        start = quality.score(trainer.sample(z), ref, kid_subsets=10, kid_subset_size=100)["cfd"]
+        trainer.train(300)  # measured when this test was written: cFD 34.0 -> 19.4
+        end = quality.score(trainer.sample(z), ref, kid_subsets=10, kid_subset_size=100)["cfd"]
+    assert end < 0.8 * start, (start, end)
