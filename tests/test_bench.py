@@ -71,6 +71,12 @@ def test_naive_and_fast_iterations_compute_the_same_losses():
             assert torch.isfinite(a[key]), key
             torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
     for (name, p), q in zip(fast.G_ema.named_parameters(), slow.G_ema.parameters()):
+        if name.endswith("attn.qkv.bias"):
+            # The key bias shifts every logit of a row alike, so its gradient is zero analytically: what
+            # float32 rounding leaves there, Adam (beta1 = 0) turns into steps of random sign, differently
+            # in the two implementations. Compare the query and value biases only.
+            d = p.shape[0] // 3
+            p, q = torch.cat([p[:d], p[2 * d :]]), torch.cat([q[:d], q[2 * d :]])
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
     for (name, b1), b2 in zip(fast.D.named_buffers(), slow.D.buffers()):  # ISN u, v advanced alike
         torch.testing.assert_close(b2, b1, rtol=1e-4, atol=1e-5, msg=name)
