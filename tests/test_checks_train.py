@@ -10,7 +10,7 @@ from vitgan_lite.losses import bcr_penalty, d_logistic_loss
 from vitgan_lite.metrics import frechet_distance
 from vitgan_lite.train import d_step, ema_update
 
-L10, L11 = "10_training_loop", "11_cifar10_on_a_gpu"
+L10, L12 = "10_training_loop", "12_cifar10_on_a_gpu"
 
 
 def test_reference_and_solutions_pass(capsys):
@@ -18,14 +18,14 @@ def test_reference_and_solutions_pass(capsys):
     assert check_frechet_distance(frechet_distance)
     assert check_ema_update(solution(L10)["ema_update"])
     assert check_d_step(d_step) and check_d_step(solution(L10)["d_step"])
-    assert check_frechet_distance(solution(L11)["frechet_distance"])
+    assert check_frechet_distance(solution(L12)["frechet_distance"])
     assert "all checks passed" in capsys.readouterr().out
 
 
 def test_stubs_are_not_implemented_yet():
     assert_not_implemented(check_ema_update, exercise(L10)["ema_update"])
     assert_not_implemented(check_d_step, exercise(L10)["d_step"])
-    assert_not_implemented(check_frechet_distance, exercise(L11)["frechet_distance"])
+    assert_not_implemented(check_frechet_distance, exercise(L12)["frechet_distance"])
 
 
 # ---- Exercise 10.1: wrong EMA updates -----------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_d_step_mistakes_are_named(wrong, match):
     assert_rejects(check_d_step, wrong, match)
 
 
-# ---- Exercise 11.1: wrong Frechet distances -----------------------------------------------------------
+# ---- Exercise 12.1: wrong Frechet distances -----------------------------------------------------------
 
 
 def _sqrtm(m):

@@ -1,4 +1,4 @@
-"""Tests for vitgan_lite.metrics: Frechet distance, Inception Score, FID plumbing (lesson 11).
+"""Tests for vitgan_lite.metrics: Frechet distance, Inception Score, FID plumbing (lesson 12).
 
 All offline: no Inception weights, no network. FID runs through a stand-in feature extractor.
 """

@@ -1,4 +1,4 @@
-"""``python -m vitgan_lite``: the command line of :mod:`vitgan_lite.cli` (lesson 11)."""
+"""``python -m vitgan_lite``: the command line of :mod:`vitgan_lite.cli` (lesson 12)."""
 
 from vitgan_lite.cli import main
 

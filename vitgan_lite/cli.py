@@ -1,6 +1,6 @@
-"""Command line: ``python -m vitgan_lite train | sample | evaluate | bench`` (lesson 11).
+"""Command line: ``python -m vitgan_lite train | sample | evaluate | bench`` (lesson 12).
 
-Taught in ``notebooks/11_cifar10_on_a_gpu.ipynb``; it drives :class:`vitgan_lite.train.Trainer`.
+Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``; it drives :class:`vitgan_lite.train.Trainer`.
 
     python -m vitgan_lite train --preset tiny-cpu --out runs/tiny [--data cifar10|PATH] [--steps N]
                                 [--resume] [--device cpu|cuda] [--set field=value ...] [--batch-size 64]

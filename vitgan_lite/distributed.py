@@ -1,6 +1,6 @@
-"""Data-parallel training over several processes with ``torch.distributed`` (lesson 11).
+"""Data-parallel training over several processes with ``torch.distributed`` (lesson 12).
 
-Taught in ``notebooks/11_cifar10_on_a_gpu.ipynb``. Launch with torchrun; one process per GPU (or, for a
+Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``. Launch with torchrun; one process per GPU (or, for a
 test, per CPU process with the gloo backend):
 
     torchrun --nproc_per_node=N -m vitgan_lite train --preset paper-cifar10 --out runs/ddp

@@ -1,6 +1,6 @@
 """Metrics: Frechet Inception Distance (FID) and Inception Score (IS), through torch-fidelity.
 
-Taught in ``notebooks/11_cifar10_on_a_gpu.ipynb``.
+Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``.
 
 FID (Heusel et al., NeurIPS 2017) fits a Gaussian to the Inception features of real and of
 generated images and measures the Frechet (2-Wasserstein) distance between the two:

@@ -8,6 +8,7 @@ fix (``ExerciseNotImplemented`` while the exercise still raises ``NotImplemented
 from vitgan_lite.checks._core import ExerciseFailed, ExerciseNotImplemented
 from vitgan_lite.checks.attention import *  # noqa: F403  lesson 03
 from vitgan_lite.checks.data import *  # noqa: F403  lesson 00
+from vitgan_lite.checks.diagnostics import *  # noqa: F403  lesson 11
 from vitgan_lite.checks.discriminator import *  # noqa: F403  lesson 05
 from vitgan_lite.checks.generator import *  # noqa: F403  lesson 08
 from vitgan_lite.checks.inr import *  # noqa: F403  lesson 07

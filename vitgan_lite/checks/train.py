@@ -1,8 +1,8 @@
-"""Checkers for lessons 10 and 11: Exercises 10.1 ``ema_update``, 10.2 ``d_step``, 11.1 ``frechet_distance``.
+"""Checkers for lessons 10 and 12: Exercises 10.1 ``ema_update``, 10.2 ``d_step``, 12.1 ``frechet_distance``.
 
 ``ema_update`` and ``d_step`` are taught in ``notebooks/10_training_loop.ipynb`` (the EMA generator every
 sample comes from; the discriminator's update with DiffAugment and bCR), ``frechet_distance`` in
-``notebooks/11_cifar10_on_a_gpu.ipynb`` (the distance behind FID).
+``notebooks/12_cifar10_on_a_gpu.ipynb`` (the distance behind FID).
 
 Shape legend: ``B`` batch, ``C, H, W`` image, ``Z`` latent width, ``d`` feature width.
 """
@@ -292,7 +292,7 @@ def check_d_step(d_step: Callable[..., dict]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Exercise 11.1: frechet_distance(mu1, sigma1, mu2, sigma2)
+# Exercise 12.1: frechet_distance(mu1, sigma1, mu2, sigma2)
 
 
 def _spd(d: int, gen: torch.Generator) -> torch.Tensor:
@@ -359,7 +359,7 @@ def _fd_case(seed: int, d: int, same_mu: bool = False, same_sigma: bool = False)
     return mu1, s1, mu2, s2
 
 
-@checker("11.1", "frechet_distance")
+@checker("12.1", "frechet_distance")
 def check_frechet_distance(frechet_distance: Callable[..., float]) -> None:
     """Check a learner's ``frechet_distance(mu1, sigma1, mu2, sigma2) -> float`` against the reference."""
     # Known Gaussians: N(0, I) vs N(1, 4I) in 2-D. Hand: ||(1, 1)||^2 = 2;
