@@ -140,3 +140,22 @@ def test_rung4_one_class_is_learned(cifar):
         trainer.train(300)  # measured when this test was written: cFD 34.0 -> 19.4
         end = quality.score(trainer.sample(z), ref, kid_subsets=10, kid_subset_size=100)["cfd"]
     assert end < 0.8 * start, (start, end)
+
+
+def test_logit_offset_swing_measures_one_step():
+    import copy
+
+    from vitgan_lite.diagnostics import logit_offset_swing
+
+    torch.manual_seed(0)
+    D = ViTDiscriminator(image_size=16, dim=16, depth=1, num_heads=2).eval()
+    x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    before = copy.deepcopy(D)
+    assert logit_offset_swing(D, before, x) == 0.0
+    opt = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    D(x).mean().backward()  # push every logit down: one step moves them all together
+    opt.step()
+    swing = logit_offset_swing(D, before, x)
+    with torch.no_grad():
+        assert swing == pytest.approx(float((D(x) - before(x)).abs().mean()))
+    assert swing > 0.01
