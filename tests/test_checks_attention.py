@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_not_implemented, assert_rejects, exercise, solution
 from torch import nn
 
 from vitgan_lite import attention

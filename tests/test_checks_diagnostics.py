@@ -4,7 +4,7 @@ with "not implemented yet", and names each realistic mistake."""
 from __future__ import annotations
 
 import pytest
-from conftest import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_not_implemented, assert_rejects, exercise, solution
 
 from vitgan_lite.checks import check_ranking_accuracy
 from vitgan_lite.diagnostics import ranking_accuracy

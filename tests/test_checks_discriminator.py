@@ -5,7 +5,7 @@ from collections import OrderedDict
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_not_implemented, assert_rejects, exercise, solution
 from torch import nn
 
 from vitgan_lite.attention import MultiHeadAttention

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_not_implemented, assert_rejects, exercise, solution
 
 from vitgan_lite import patches
 from vitgan_lite.checks import check_patchify, check_unpatchify

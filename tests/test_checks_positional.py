@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_not_implemented, assert_rejects, exercise, solution
 
 from vitgan_lite import positional
 from vitgan_lite.checks import check_coordinate_grid, check_fourier_features

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_not_implemented, assert_rejects, exercise, solution
 
 from vitgan_lite.augment import diff_augment
 from vitgan_lite.checks import check_d_step, check_ema_update, check_frechet_distance

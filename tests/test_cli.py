@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import write_image_folder
+from helpers import write_image_folder
 from PIL import Image
 
 import vitgan_lite.metrics as metrics_mod

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import write_image_folder
+from helpers import write_image_folder
 from torch import nn
 
 from vitgan_lite.attention import l2_attention_logits

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import write_image_folder
+from helpers import write_image_folder
 from PIL import Image
 from torch import nn
 

@@ -10,15 +10,16 @@ package's reference, and:
   ``AssertionError`` too) with a friendly "not implemented yet" message;
 * on success prints one short line and returns ``True``.
 
-Write a checker as a plain function decorated with :func:`checker`; inside it, use :func:`expect` and
-:func:`expect_close` so that every failure carries a sentence a learner can act on.
+Write a checker as a plain function decorated with :func:`checker`; inside it, use :func:`expect`,
+:func:`expect_close`, :func:`expect_tensor` and :func:`fail` (never a bare ``raise AssertionError``),
+so that every failure carries a sentence a learner can act on.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import torch
 
@@ -82,6 +83,11 @@ def expect(condition: bool, message: str) -> None:
         raise ExerciseFailed(message)
 
 
+def fail(message: str) -> NoReturn:
+    """Fail with ``message`` (the likely mistake and its fix): for a mistake found by a branch, not a test."""
+    raise ExerciseFailed(message)
+
+
 def expect_tensor(out: Any, shape: tuple[int, ...], what: str) -> torch.Tensor:
     """``out`` must be a tensor of ``shape`` with finite values."""
     expect(isinstance(out, torch.Tensor), f"{what} should return a torch.Tensor, got {type(out).__name__}")
@@ -118,5 +124,6 @@ __all__ = [
     "expect",
     "expect_close",
     "expect_tensor",
+    "fail",
     "seeded",
 ]
