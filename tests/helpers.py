@@ -1,4 +1,4 @@
-"""What the tests share: notebook definitions, checker assertions, tiny sizes, gradient checks, fixtures' data.
+"""What the tests share: notebook definitions, checker assertions, tiny sizes, gradient checks, images.
 
 Import from here (``from helpers import ...``); ``conftest.py`` holds only pytest fixtures.
 """
