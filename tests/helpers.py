@@ -6,7 +6,7 @@ Import from here (``from helpers import ...``); ``conftest.py`` holds only pytes
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -45,6 +45,22 @@ def assert_rejects(check: Callable[[Any], Any], wrong: Any, match: str) -> None:
     assert re.search(match, str(info.value), flags=re.I | re.S), (
         f"message did not name the mistake: {info.value}"
     )
+
+
+def mistakes_are_named(
+    check: Callable[[Any], Any], cases: Sequence[tuple[Any, str]]
+) -> Callable[[Any, str], None]:
+    """A test that ``check`` rejects each ``(wrong, match)`` of ``cases`` and names the mistake.
+
+    Assign it to a test name in the test module: ``test_foo_mistakes_are_named = mistakes_are_named(
+    check_foo, [(wrong_foo, r"regex"), ...])``, one parametrized test case per ``(wrong, match)``.
+    """
+
+    @pytest.mark.parametrize("wrong,match", cases)
+    def test(wrong: Any, match: str) -> None:
+        assert_rejects(check, wrong, match)
+
+    return test
 
 
 def assert_checker_contract(

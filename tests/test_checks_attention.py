@@ -2,9 +2,8 @@
 
 import math
 
-import pytest
 import torch
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, assert_rejects, mistakes_are_named
 from torch import nn
 
 from vitgan_lite import attention
@@ -13,21 +12,18 @@ from vitgan_lite.checks import check_l2_attention, check_l2_attention_logits
 LESSON = "03_l2_attention"
 
 
-def test_reference_and_solution_pass(capsys):
-    assert check_l2_attention_logits(attention.l2_attention_logits)
-    assert check_l2_attention(attention.L2MultiHeadAttention)
+def test_checker_contract(capsys):
+    assert_checker_contract(
+        LESSON,
+        {
+            "l2_attention_logits": (check_l2_attention_logits, attention.l2_attention_logits),
+            "L2Attention": (check_l2_attention, attention.L2MultiHeadAttention),
+        },
+        capsys,
+    )
     assert check_l2_attention(
         lambda dim, num_heads: attention.L2MultiHeadAttention(dim, num_heads, fast=True)
     )
-    sol = solution(LESSON)
-    assert check_l2_attention_logits(sol["l2_attention_logits"]) and check_l2_attention(sol["L2Attention"])
-    assert "all checks passed" in capsys.readouterr().out
-
-
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    assert_not_implemented(check_l2_attention_logits, ex["l2_attention_logits"])
-    assert_not_implemented(check_l2_attention, ex["L2Attention"])
 
 
 # ----------------------------------------------------------------------------- 3.1: the logits
@@ -45,8 +41,8 @@ def _no_q_sq(q, k):
     return (2 * q @ k.transpose(-2, -1) - k.square().sum(-1).unsqueeze(-2)) / math.sqrt(q.shape[-1])
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_logit_mistakes_are_named = mistakes_are_named(
+    check_l2_attention_logits,
     [
         (lambda q, k: _sq(q, k).sum(-1) / math.sqrt(q.shape[-1]), r"minus sign is missing"),
         (lambda q, k: -_sq(q, k).mean(-1) / math.sqrt(q.shape[-1]), r"MEAN of the squared.*SUM"),
@@ -66,8 +62,6 @@ def _no_q_sq(q, k):
         (lambda q, k: -_sq(q, k).sum(-1) / math.sqrt(q.shape[-1]) + 0.5, r"differ from -\|\|q_i - k_j"),
     ],
 )
-def test_logit_mistakes_are_named(wrong, match):
-    assert_rejects(check_l2_attention_logits, wrong, match)
 
 
 def test_logits_that_are_not_twice_differentiable_are_rejected():
@@ -204,8 +198,8 @@ class _ZeroOutput(_Tied):
         return torch.zeros_like(x)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_module_mistakes_are_named = mistakes_are_named(
+    check_l2_attention,
     [
         (_Untied, r"separate projections \(untied.*W_q = W_k.*self\.qk"),
         (_UntiedStacked, r"separate projections \(untied"),
@@ -222,8 +216,6 @@ class _ZeroOutput(_Tied):
         (_ZeroOutput, r"the output differs from softmax"),
     ],
 )
-def test_module_mistakes_are_named(wrong, match):
-    assert_rejects(check_l2_attention, wrong, match)
 
 
 def test_module_must_be_a_module_and_crashes_are_reported():

@@ -1,8 +1,7 @@
 """The lesson-00 checkers pass the reference and the solution, meet the stub kindly, reject real mistakes."""
 
-import pytest
 import torch
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, mistakes_are_named
 
 from vitgan_lite import data
 from vitgan_lite.checks import check_to_float, check_to_uint8
@@ -10,20 +9,16 @@ from vitgan_lite.checks import check_to_float, check_to_uint8
 LESSON = "00_setup_and_data"
 
 
-def test_reference_and_solution_pass():
-    assert check_to_float(data.to_float) and check_to_uint8(data.to_uint8)
-    sol = solution(LESSON)
-    assert check_to_float(sol["to_float"]) and check_to_uint8(sol["to_uint8"])
+def test_checker_contract(capsys):
+    assert_checker_contract(
+        LESSON,
+        {"to_float": (check_to_float, data.to_float), "to_uint8": (check_to_uint8, data.to_uint8)},
+        capsys,
+    )
 
 
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    assert_not_implemented(check_to_float, ex["to_float"])
-    assert_not_implemented(check_to_uint8, ex["to_uint8"])
-
-
-@pytest.mark.parametrize(
-    "wrong,match",
+test_to_float_mistakes_are_named = mistakes_are_named(
+    check_to_float,
     [
         (lambda u: u.float() / 255, r"\[0, 1\].*\[-1, 1\]"),
         (lambda u: (u // 128).float() * 2 - 1, r"integer division"),
@@ -33,12 +28,10 @@ def test_stubs_are_not_implemented_yet():
         (lambda u: (u.float() / 127.5 - 1).flatten(), r"keep the shape"),
     ],
 )
-def test_to_float_mistakes_are_named(wrong, match):
-    assert_rejects(check_to_float, wrong, match)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_to_uint8_mistakes_are_named = mistakes_are_named(
+    check_to_uint8,
     [
         (lambda x: ((x + 1) * 127.5).to(torch.uint8), r"truncates.*round"),
         (lambda x: ((x + 1) * 127.5).round().to(torch.uint8), r"clip.*clamp"),
@@ -46,5 +39,3 @@ def test_to_float_mistakes_are_named(wrong, match):
         (lambda x: (x * 255).round().clamp(0, 255).to(torch.uint8), r"does not give u back"),
     ],
 )
-def test_to_uint8_mistakes_are_named(wrong, match):
-    assert_rejects(check_to_uint8, wrong, match)

@@ -2,10 +2,9 @@
 
 from collections import OrderedDict
 
-import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, assert_rejects, mistakes_are_named
 from torch import nn
 
 from vitgan_lite.attention import MultiHeadAttention
@@ -15,19 +14,15 @@ from vitgan_lite.discriminator import DiscriminatorBlock, ViTDiscriminator
 LESSON = "05_vit_discriminator"
 
 
-def test_reference_and_solution_pass(capsys):
-    assert check_discriminator_block(DiscriminatorBlock)
-    assert check_discriminator_forward(ViTDiscriminator)
-    sol = solution(LESSON)
-    assert check_discriminator_block(sol["DiscriminatorBlock"])
-    assert check_discriminator_forward(sol["Discriminator"])
-    assert "all checks passed" in capsys.readouterr().out
-
-
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    assert_not_implemented(check_discriminator_block, ex["DiscriminatorBlock"])
-    assert_not_implemented(check_discriminator_forward, ex["Discriminator"])
+def test_checker_contract(capsys):
+    assert_checker_contract(
+        LESSON,
+        {
+            "DiscriminatorBlock": (check_discriminator_block, DiscriminatorBlock),
+            "Discriminator": (check_discriminator_forward, ViTDiscriminator),
+        },
+        capsys,
+    )
 
 
 # ---- Exercise 5.1: wrong blocks, each the reference with one line changed ----
@@ -97,8 +92,8 @@ def test_block_with_unnamed_sequential_passes():
     assert check_discriminator_block(UnnamedMlp)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_block_mistakes_are_named = mistakes_are_named(
+    check_discriminator_block,
     [
         (PostNorm, r"post-norm.*pre-norm"),
         (NoAttnResidual, r"residual .*around the attention is missing"),
@@ -110,8 +105,6 @@ def test_block_with_unnamed_sequential_passes():
         (WrongHidden, r"int\(dim \* mlp_ratio\)"),
     ],
 )
-def test_block_mistakes_are_named(wrong, match):
-    assert_rejects(check_discriminator_block, wrong, match)
 
 
 # ---- Exercise 5.2: wrong forwards, built from one parametrized forward ----
@@ -152,8 +145,8 @@ def test_consistent_forward_written_out_passes():
     assert check_discriminator_forward(make_disc())
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_forward_mistakes_are_named = mistakes_are_named(
+    check_discriminator_forward,
     [
         (make_disc(cls_at="last", pool="last"), r"CLS token is appended at the END"),
         (make_disc(cls_at="none", pool="mean"), r"CLS token is\s+absent"),
@@ -169,8 +162,6 @@ def test_consistent_forward_written_out_passes():
         (make_disc(squeeze=False), r"squeeze"),
     ],
 )
-def test_forward_mistakes_are_named(wrong, match):
-    assert_rejects(check_discriminator_forward, wrong, match)
 
 
 def test_forward_that_skips_the_blocks_is_named():

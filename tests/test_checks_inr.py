@@ -2,9 +2,8 @@
 
 import math
 
-import pytest
 import torch
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, assert_rejects, mistakes_are_named
 from torch import nn
 
 from vitgan_lite import inr
@@ -13,17 +12,15 @@ from vitgan_lite.checks import check_modulated_linear, check_sine_layer
 LESSON = "07_implicit_neural_representation"
 
 
-def test_reference_and_solution_pass(capsys):
-    assert check_modulated_linear(inr.modulated_linear) and check_sine_layer(inr.SineLayer)
-    sol = solution(LESSON)
-    assert check_modulated_linear(sol["modulated_linear"]) and check_sine_layer(sol["SineLayer"])
-    assert "all checks passed" in capsys.readouterr().out
-
-
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    assert_not_implemented(check_modulated_linear, ex["modulated_linear"])
-    assert_not_implemented(check_sine_layer, ex["SineLayer"])
+def test_checker_contract(capsys):
+    assert_checker_contract(
+        LESSON,
+        {
+            "modulated_linear": (check_modulated_linear, inr.modulated_linear),
+            "SineLayer": (check_sine_layer, inr.SineLayer),
+        },
+        capsys,
+    )
 
 
 # ---- Exercise 7.1: wrong modulated_linear ---------------------------------------------------------------
@@ -82,8 +79,8 @@ def detached_weight(x, weight, s, bias=None, demodulate=True, eps=1e-8):
     return inr.modulated_linear(x, weight.detach(), s, bias, demodulate=demodulate, eps=eps)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_modulated_linear_mistakes_are_named = mistakes_are_named(
+    check_modulated_linear,
     [
         (output_axis, r"s scales the OUTPUT axis of W"),
         (output_axis_fused, r"s scales the OUTPUT axis of W"),
@@ -98,8 +95,6 @@ def detached_weight(x, weight, s, bias=None, demodulate=True, eps=1e-8):
         (lambda x, weight, s, bias=None, demodulate=True, eps=1e-8: x[..., :1], r"should have shape"),
     ],
 )
-def test_modulated_linear_mistakes_are_named(wrong, match):
-    assert_rejects(check_modulated_linear, wrong, match)
 
 
 def test_modulated_linear_hand_value_is_checked():
@@ -192,8 +187,8 @@ class NoLinear(nn.Module):
         self.weight = nn.Parameter(torch.zeros(out_dim, in_dim))
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_sine_layer_mistakes_are_named = mistakes_are_named(
+    check_sine_layer,
     [
         (FirstUsesHiddenRule, r"first layer uses the hidden-layer rule"),
         (DefaultInit, r"PyTorch's default nn.Linear init"),
@@ -210,5 +205,3 @@ class NoLinear(nn.Module):
         (NoLinear, r"self.linear = nn.Linear"),
     ],
 )
-def test_sine_layer_mistakes_are_named(wrong, match):
-    assert_rejects(check_sine_layer, wrong, match)

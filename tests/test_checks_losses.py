@@ -1,9 +1,8 @@
 """The lesson-09 checkers pass the reference and the solution, meet the stubs kindly, reject real mistakes."""
 
-import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, mistakes_are_named
 
 from vitgan_lite import augment, losses
 from vitgan_lite.checks import (
@@ -14,37 +13,27 @@ from vitgan_lite.checks import (
 )
 
 LESSON = "09_losses_and_augmentation"
-NAMES = {
-    check_d_logistic_loss: "d_logistic_loss",
-    check_g_nonsaturating_loss: "g_nonsaturating_loss",
-    check_rand_translation: "rand_translation",
-    check_bcr_loss: "bcr_loss",
-}
 
 
-def test_reference_and_solution_pass(capsys):
-    assert check_d_logistic_loss(losses.d_logistic_loss)
-    assert check_g_nonsaturating_loss(losses.g_nonsaturating_loss)
-    assert check_rand_translation(augment.rand_translation)
-    assert check_bcr_loss(losses.bcr_loss)
-    sol = solution(LESSON)
-    for check, name in NAMES.items():
-        assert check(sol[name])
-    assert capsys.readouterr().out.count("all checks passed") == 8
-
-
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    for check, name in NAMES.items():
-        assert_not_implemented(check, ex[name])
+def test_checker_contract(capsys):
+    assert_checker_contract(
+        LESSON,
+        {
+            "d_logistic_loss": (check_d_logistic_loss, losses.d_logistic_loss),
+            "g_nonsaturating_loss": (check_g_nonsaturating_loss, losses.g_nonsaturating_loss),
+            "rand_translation": (check_rand_translation, augment.rand_translation),
+            "bcr_loss": (check_bcr_loss, losses.bcr_loss),
+        },
+        capsys,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
 # 9.1 and 9.2
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_d_loss_mistakes_are_named = mistakes_are_named(
+    check_d_logistic_loss,
     [
         (lambda r, f: F.softplus(r).mean() + F.softplus(-f).mean(), r"signs are flipped"),
         (
@@ -65,12 +54,10 @@ def test_stubs_are_not_implemented_yet():
         (lambda r, f: F.softplus(-r) + F.softplus(f).mean(), r"scalar"),
     ],
 )
-def test_d_loss_mistakes_are_named(wrong, match):
-    assert_rejects(check_d_logistic_loss, wrong, match)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_g_loss_mistakes_are_named = mistakes_are_named(
+    check_g_nonsaturating_loss,
     [
         (lambda f: F.softplus(f).mean(), r"sign is flipped.*DISCRIMINATOR"),
         (lambda f: -F.softplus(f).mean(), r"SATURATING"),
@@ -80,8 +67,6 @@ def test_d_loss_mistakes_are_named(wrong, match):
         (lambda f: torch.tensor(F.softplus(-f).mean().item()), r"no gradient"),
     ],
 )
-def test_g_loss_mistakes_are_named(wrong, match):
-    assert_rejects(check_g_nonsaturating_loss, wrong, match)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -138,8 +123,8 @@ def test_loop_variant_with_defaults_passes():
     assert check_rand_translation(_variant())  # the helper itself is right: each mutation below is one bug
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_translation_mistakes_are_named = mistakes_are_named(
+    check_rand_translation,
     [
         (_variant(shared=True), r"same shift.*PER SAMPLE"),
         (_variant(same_axes=True), r"row shift and the column shift are always equal"),
@@ -163,8 +148,6 @@ def test_loop_variant_with_defaults_passes():
         ),
     ],
 )
-def test_translation_mistakes_are_named(wrong, match):
-    assert_rejects(check_rand_translation, wrong, match)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -210,8 +193,8 @@ def test_bcr_variant_with_defaults_passes():
     assert check_bcr_loss(_bcr_variant())
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_bcr_mistakes_are_named = mistakes_are_named(
+    check_bcr_loss,
     [
         (_bcr_variant(probs=True), r"PROBABILITIES.*LOGITS"),
         (_bcr_variant(real_only=True), r"only the real term.*lambda_fake"),
@@ -224,5 +207,3 @@ def test_bcr_variant_with_defaults_passes():
         (lambda D, r, f, T, lr=10.0, lf=10.0: _bcr(D, r, f, lambda t: t, lr, lf), r"penalty is zero"),
     ],
 )
-def test_bcr_mistakes_are_named(wrong, match):
-    assert_rejects(check_bcr_loss, wrong, match)

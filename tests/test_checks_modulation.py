@@ -2,10 +2,9 @@
 
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, assert_rejects, mistakes_are_named
 from torch import nn
 
 from vitgan_lite import modulation
@@ -16,17 +15,12 @@ Ref = modulation.EqualLinear
 RefSLN = modulation.SelfModulatedLayerNorm
 
 
-def test_reference_and_solution_pass(capsys):
-    assert check_equal_linear(Ref) and check_sln(RefSLN)
-    sol = solution(LESSON)
-    assert check_equal_linear(sol["EqualLinear"]) and check_sln(sol["SelfModulatedLayerNorm"])
-    assert "all checks passed" in capsys.readouterr().out
-
-
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    assert_not_implemented(check_equal_linear, ex["EqualLinear"])
-    assert_not_implemented(check_sln, ex["SelfModulatedLayerNorm"])
+def test_checker_contract(capsys):
+    assert_checker_contract(
+        LESSON,
+        {"EqualLinear": (check_equal_linear, Ref), "SelfModulatedLayerNorm": (check_sln, RefSLN)},
+        capsys,
+    )
 
 
 def test_checkers_leave_the_global_rng_alone():
@@ -154,8 +148,8 @@ class ScaledAtInitInDisguise(nn.Module):
         return modulation.scaled_leaky_relu(out) if self.activation == "lrelu" else out
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_equal_linear_mistakes_are_named = mistakes_are_named(
+    check_equal_linear,
     [
         (ScaleAtInit, r"applied once at init instead of at run time"),
         (NoRunTimeGain, r"used as is.*at run time"),
@@ -174,8 +168,6 @@ class ScaledAtInitInDisguise(nn.Module):
         (ScaledAtInitInDisguise, r"one Adam step .* must be applied at run time"),
     ],
 )
-def test_equal_linear_mistakes_are_named(wrong, match):
-    assert_rejects(check_equal_linear, wrong, match)
 
 
 # ---- wrong SLN implementations -----------------------------------------------------------------------
@@ -274,8 +266,8 @@ class NoBias(RefSLN):
         self.beta = nn.Linear(style_dim, dim, bias=False)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_sln_mistakes_are_named = mistakes_are_named(
+    check_sln,
     [
         (ScalarTimesW, r"plain tensors \(scalars.*not affine layers of w"),
         (BetaMultiplied, r"beta\(w\) is multiplied instead of added"),
@@ -294,8 +286,6 @@ class NoBias(RefSLN):
         (NoBias, r"self.beta needs a bias"),
     ],
 )
-def test_sln_mistakes_are_named(wrong, match):
-    assert_rejects(check_sln, wrong, match)
 
 
 def test_crash_in_learner_code_is_reported_with_its_cause():

@@ -1,8 +1,7 @@
 """The lesson-01 checkers pass the reference and the solution, meet the stub kindly, reject real mistakes."""
 
-import pytest
 import torch
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, assert_rejects, mistakes_are_named
 
 from vitgan_lite import patches
 from vitgan_lite.checks import check_patchify, check_unpatchify
@@ -10,19 +9,15 @@ from vitgan_lite.checks import check_patchify, check_unpatchify
 LESSON = "01_patches"
 
 
-def test_reference_and_solution_pass(capsys):
-    assert check_patchify(patches.patchify) and check_unpatchify(
-        lambda p, P, S, C=3: patches.unpatchify(p, P, S, C)
+def test_checker_contract(capsys):
+    assert_checker_contract(
+        LESSON,
+        {
+            "patchify": (check_patchify, patches.patchify),
+            "unpatchify": (check_unpatchify, lambda p, P, S, C=3: patches.unpatchify(p, P, S, C)),
+        },
+        capsys,
     )
-    sol = solution(LESSON)
-    assert check_patchify(sol["patchify"]) and check_unpatchify(sol["unpatchify"])
-    assert "all checks passed" in capsys.readouterr().out
-
-
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    assert_not_implemented(check_patchify, ex["patchify"])
-    assert_not_implemented(check_unpatchify, ex["unpatchify"])
 
 
 def _patchify_with(perm):
@@ -33,8 +28,8 @@ def _patchify_with(perm):
     return f
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_patchify_mistakes_are_named = mistakes_are_named(
+    check_patchify,
     [
         (lambda x, P: x.reshape(x.shape[0], -1, x.shape[1] * P * P), r"patch 0 is not the top-left.*permut"),
         (_patchify_with((0, 2, 4, 3, 5, 1)), r"channels-last.*\(C, P, P\)"),
@@ -48,8 +43,6 @@ def _patchify_with(perm):
         (lambda x, P: patches.patchify(x, P)[:, :-1], r"should have shape"),
     ],
 )
-def test_patchify_mistakes_are_named(wrong, match):
-    assert_rejects(check_patchify, wrong, match)
 
 
 def _unpatchify_with(perm):
@@ -60,8 +53,8 @@ def _unpatchify_with(perm):
     return f
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_unpatchify_mistakes_are_named = mistakes_are_named(
+    check_unpatchify,
     [
         (lambda p, P, S, C=3: p.reshape(p.shape[0], C, S, S), r"top-left .* is not patch 0"),
         (_unpatchify_with((0, 3, 2, 4, 1, 5)), r"top-left|does not give x back"),  # grid transposed
@@ -69,8 +62,6 @@ def _unpatchify_with(perm):
         (lambda p, P, S, C=3: torch.zeros(p.shape[0], C, S, S + 1), r"should have shape"),
     ],
 )
-def test_unpatchify_mistakes_are_named(wrong, match):
-    assert_rejects(check_unpatchify, wrong, match)
 
 
 def test_crash_in_learner_code_is_reported_with_its_cause():

@@ -2,9 +2,8 @@
 
 import math
 
-import pytest
 import torch
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, assert_rejects, mistakes_are_named
 
 from vitgan_lite import positional
 from vitgan_lite.checks import check_coordinate_grid, check_fourier_features
@@ -12,18 +11,15 @@ from vitgan_lite.checks import check_coordinate_grid, check_fourier_features
 LESSON = "02_positional_embeddings"
 
 
-def test_reference_and_solution_pass(capsys):
-    assert check_coordinate_grid(positional.coordinate_grid)
-    assert check_fourier_features(positional.fourier_features)
-    sol = solution(LESSON)
-    assert check_coordinate_grid(sol["coordinate_grid"]) and check_fourier_features(sol["fourier_features"])
-    assert "all checks passed" in capsys.readouterr().out
-
-
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    assert_not_implemented(check_coordinate_grid, ex["coordinate_grid"])
-    assert_not_implemented(check_fourier_features, ex["fourier_features"])
+def test_checker_contract(capsys):
+    assert_checker_contract(
+        LESSON,
+        {
+            "coordinate_grid": (check_coordinate_grid, positional.coordinate_grid),
+            "fourier_features": (check_fourier_features, positional.fourier_features),
+        },
+        capsys,
+    )
 
 
 # ---- Exercise 2.1: coordinate_grid -------------------------------------------------------------------
@@ -44,8 +40,8 @@ def _linspace(n):
     return torch.linspace(-1, 1, n)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_coordinate_grid_mistakes_are_named = mistakes_are_named(
+    check_coordinate_grid,
     [
         (_grid(lambda n: torch.linspace(0, 1, n)), r"\[0, 1\] instead of \[-1, 1\]"),
         (_grid(lambda n: torch.arange(n) / n), r"arange\(n\) / n.*endpoints are wrong"),
@@ -65,8 +61,6 @@ def _linspace(n):
         (lambda n: _grid(_linspace)(n)[torch.randperm(n * n)], r"order is not"),
     ],
 )
-def test_coordinate_grid_mistakes_are_named(wrong, match):
-    assert_rejects(check_coordinate_grid, wrong, match)
 
 
 # ---- Exercise 2.2: fourier_features ------------------------------------------------------------------
@@ -76,8 +70,8 @@ def _phase(v, B):
     return 2 * math.pi * (v @ B.T)  # (..., m)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_fourier_features_mistakes_are_named = mistakes_are_named(
+    check_fourier_features,
     [
         (lambda v, B: torch.cat([torch.sin(v @ B.T), torch.cos(v @ B.T)], -1), r"2\*pi is missing"),
         (lambda v, B: torch.cat([torch.cos(_phase(v, B)), torch.sin(_phase(v, B))], -1), r"swapped"),
@@ -101,8 +95,6 @@ def _phase(v, B):
         ),
     ],
 )
-def test_fourier_features_mistakes_are_named(wrong, match):
-    assert_rejects(check_fourier_features, wrong, match)
 
 
 def test_transposed_B_that_crashes_is_explained():

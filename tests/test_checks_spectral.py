@@ -1,9 +1,8 @@
 """The lesson-04 checkers pass the reference and the solution, meet the stubs kindly, reject real mistakes."""
 
-import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, assert_rejects, mistakes_are_named
 from torch import nn
 
 from vitgan_lite import spectral
@@ -12,17 +11,15 @@ from vitgan_lite.checks import check_isn, check_power_iteration
 LESSON = "04_spectral_normalization"
 
 
-def test_reference_and_solution_pass(capsys):
-    assert check_power_iteration(spectral.power_iteration) and check_isn(spectral.ISN)
-    sol = solution(LESSON)
-    assert check_power_iteration(sol["power_iteration"]) and check_isn(sol["ISN"])
-    assert "all checks passed" in capsys.readouterr().out
-
-
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    assert_not_implemented(check_power_iteration, ex["power_iteration"])
-    assert_not_implemented(check_isn, ex["ISN"])
+def test_checker_contract(capsys):
+    assert_checker_contract(
+        LESSON,
+        {
+            "power_iteration": (check_power_iteration, spectral.power_iteration),
+            "ISN": (check_isn, spectral.ISN),
+        },
+        capsys,
+    )
 
 
 # ---- Exercise 4.1: wrong power iterations -------------------------------------------------------------
@@ -71,8 +68,8 @@ def pi_float_sigma(W, u, n_iters=1, eps=1e-12):
     return sigma.expand(3), u, v
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_power_iteration_mistakes_are_named = mistakes_are_named(
+    check_power_iteration,
     [
         (pi_unnormalized, r"not unit vectors.*normalize"),
         (pi_one_step_only, r"one step although n_iters"),
@@ -83,8 +80,6 @@ def pi_float_sigma(W, u, n_iters=1, eps=1e-12):
         (pi_float_sigma, r"sigma should be a scalar"),
     ],
 )
-def test_power_iteration_mistakes_are_named(wrong, match):
-    assert_rejects(check_power_iteration, wrong, match)
 
 
 # ---- Exercise 4.2: wrong ISNs ---------------------------------------------------------------------------
@@ -250,8 +245,8 @@ class NoFlatten(GoodISN):
         self.register_buffer("v", weight.detach().new_ones(weight.shape[1]) / weight.shape[1] ** 0.5)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+test_isn_mistakes_are_named = mistakes_are_named(
+    check_isn,
     [
         (NoWriteBack, r"never written back"),
         (ReestimatedInit, r"re-estimated every step"),
@@ -272,8 +267,6 @@ class NoFlatten(GoodISN):
         (NoFlatten, r"conv weight.*W\.flatten\(1\)"),
     ],
 )
-def test_isn_mistakes_are_named(wrong, match):
-    assert_rejects(check_isn, wrong, match)
 
 
 def test_crash_in_learner_code_is_reported_with_its_cause():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import assert_grads_reach_every_parameter
 from torch import nn
 
 from vitgan_lite.config import get_config
@@ -30,12 +31,6 @@ TINY = dict(
 def gen() -> ViTGenerator:
     torch.manual_seed(0)
     return ViTGenerator(**TINY)
-
-
-def assert_grads_reach_every_parameter(module: nn.Module) -> None:
-    for name, p in module.named_parameters():
-        assert p.grad is not None, f"{name} got no gradient"
-        assert p.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_grads_reach_every_parameter
 from torch import nn
 
 from vitgan_lite.inr import (
@@ -20,12 +21,6 @@ from vitgan_lite.inr import (
 from vitgan_lite.positional import coordinate_grid
 
 BOTH = pytest.mark.parametrize("fn", [modulated_linear, modulated_linear_explicit], ids=["fast", "explicit"])
-
-
-def assert_grads_reach_every_parameter(module: nn.Module) -> None:
-    for name, p in module.named_parameters():
-        assert p.grad is not None, f"{name} got no gradient"
-        assert p.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
 
 
 # ----------------------------------------------------------------------------------------------------

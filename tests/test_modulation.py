@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import assert_grads_reach_every_parameter
 
 from vitgan_lite.modulation import (
     SLN,
@@ -15,13 +16,6 @@ from vitgan_lite.modulation import (
     normalize_2nd_moment,
     scaled_leaky_relu,
 )
-
-
-def assert_grads_reach_every_parameter(module: torch.nn.Module) -> None:
-    for name, p in module.named_parameters():
-        assert p.grad is not None, f"{name} got no gradient"
-        assert p.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
-
 
 # ----------------------------------------------------------------------------------------------------
 # EqualLinear

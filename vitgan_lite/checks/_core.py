@@ -117,12 +117,36 @@ def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def build_seeded(
+    cls: Callable[..., torch.nn.Module], seed: int, *args: Any, **kwargs: Any
+) -> torch.nn.Module:
+    """``cls(*args, **kwargs)`` built under ``torch.manual_seed(seed)``, leaving the global RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(*args, **kwargs)
+
+
+def expect_grads_reach_every_parameter(
+    module: torch.nn.Module, message: Callable[[str], str], skip: tuple[str, ...] = ()
+) -> None:
+    """After a backward pass: every parameter of ``module`` has a gradient that is not all zero.
+
+    ``message(name)`` says what to fix when parameter ``name`` got none; ``skip`` names the parameters
+    whose true gradient is zero (e.g. a bias that cancels in a difference), which are not looked at.
+    """
+    for name, p in module.named_parameters():
+        if name not in skip:
+            expect(p.grad is not None and bool(p.grad.abs().sum() > 0), message(name))
+
+
 __all__ = [
     "ExerciseFailed",
     "ExerciseNotImplemented",
+    "build_seeded",
     "checker",
     "expect",
     "expect_close",
+    "expect_grads_reach_every_parameter",
     "expect_tensor",
     "fail",
     "seeded",

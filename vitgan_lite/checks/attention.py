@@ -23,7 +23,7 @@ from torch import nn
 
 from vitgan_lite.attention import L2MultiHeadAttention
 from vitgan_lite.attention import l2_attention_logits as ref_logits
-from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, seeded
+from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, fail, seeded
 
 # (B, H, N, Dh): odd batches, one and several heads, several head widths (Dh > 1 so that the mistakes
 # "mean instead of sum" and "missing 1/sqrt(Dh)" change the numbers).
@@ -138,16 +138,16 @@ def _check_double_backward(
         xx = x.clone().requires_grad_(True)
         out = f(xx)
         if f is fn and _uses_cdist(out):
-            raise AssertionError(CDIST_MESSAGE)
+            fail(CDIST_MESSAGE)
         w = torch.linspace(-1.0, 1.0, out.numel(), dtype=out.dtype).view_as(out)  # a fixed test direction
         (g,) = torch.autograd.grad((out.softmax(-1) * w).sum(), xx, create_graph=True)
         try:
             (h,) = torch.autograd.grad(g.square().sum(), xx)
         except RuntimeError as e:
-            raise AssertionError(
+            fail(
                 f"a double backward through your {what} fails ({e}). The R1 gradient penalty needs it: build "
                 "the distance from square(), sum() and matrix products, not torch.cdist"
-            ) from None
+            )
         grads.append(h)
     expect(
         bool(torch.isfinite(grads[0]).all()) and _close(grads[0], grads[1]),
@@ -167,7 +167,7 @@ def check_l2_attention_logits(
         out = l2_attention_logits(q.clone(), k.clone())
         expect_tensor(out, (B, H, N, N), f"l2_attention_logits of q, k with shape {(B, H, N, Dh)}")
         if not _close(out, ref_logits(q, k)):
-            raise AssertionError(f"for q, k of shape {(B, H, N, Dh)}: {_diagnose_logits(out, q, k)}")
+            fail(f"for q, k of shape {(B, H, N, Dh)}: {_diagnose_logits(out, q, k)}")
 
     # The hand value of the lesson: one head, Dh = 2, q = k = X = [[0, 0], [1, 0], [3, 0]].
     # Row 0: squared distances [0, 1, 9] -> logits -[0, 1, 9] / sqrt(2) = [0, -0.707107, -6.363961].
@@ -224,6 +224,21 @@ def _diagnose_parameters(mod: nn.Module, ref: nn.Module) -> str:
         f"the module's parameters should be exactly {expected} (the layout of the package's "
         f"L2MultiHeadAttention, so the checker can copy its weights in); yours are: {names}"
     )
+
+
+def _learner_and_reference(
+    L2Attention: type[nn.Module], dim: int, num_heads: int, seed: int
+) -> tuple[nn.Module, L2MultiHeadAttention]:
+    """The learner's module and the reference, both holding the reference's seeded random weights."""
+    mod = L2Attention(dim=dim, num_heads=num_heads)
+    expect(isinstance(mod, nn.Module), "L2Attention should be an nn.Module subclass")
+    ref = L2MultiHeadAttention(dim=dim, num_heads=num_heads, fast=False)
+    _randomize(ref, seed)
+    ref_shapes = {n: p.shape for n, p in ref.state_dict().items()}
+    if {n: p.shape for n, p in mod.state_dict().items()} != ref_shapes:
+        fail(_diagnose_parameters(mod, ref))
+    mod.load_state_dict(ref.state_dict())
+    return mod, ref
 
 
 def _variants(ref: L2MultiHeadAttention, x: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
@@ -295,14 +310,7 @@ def _variants(ref: L2MultiHeadAttention, x: torch.Tensor) -> list[tuple[torch.Te
 def check_l2_attention(L2Attention: type[nn.Module]) -> None:
     """Check a learner's ``L2Attention(dim, num_heads)`` class against ``L2MultiHeadAttention``."""
     for seed, (B, N, D, H) in enumerate(MODULE_CASES):
-        mod = L2Attention(dim=D, num_heads=H)
-        expect(isinstance(mod, nn.Module), "L2Attention should be an nn.Module subclass")
-        ref = L2MultiHeadAttention(dim=D, num_heads=H, fast=False)
-        _randomize(ref, seed)
-        ref_shapes = {n: p.shape for n, p in ref.state_dict().items()}
-        if {n: p.shape for n, p in mod.state_dict().items()} != ref_shapes:
-            raise AssertionError(_diagnose_parameters(mod, ref))
-        mod.load_state_dict(ref.state_dict())
+        mod, ref = _learner_and_reference(L2Attention, D, H, seed)
         x = torch.randn(B, N, D, generator=seeded(100 + seed))  # (B, N, D)
         out = mod(x.clone())
         expect_tensor(out, (B, N, D), f"L2Attention(dim={D}, num_heads={H}) on x of shape {(B, N, D)}")
@@ -311,8 +319,8 @@ def check_l2_attention(L2Attention: type[nn.Module]) -> None:
             if not _close(out, expected):
                 for wrong, message in _variants(ref, x):
                     if _close(out, wrong):
-                        raise AssertionError(f"for dim={D}, num_heads={H}: {message}")
-                raise AssertionError(
+                        fail(f"for dim={D}, num_heads={H}: {message}")
+                fail(
                     f"for dim={D}, num_heads={H}, x of shape {(B, N, D)}: the output differs from "
                     "softmax(-||q_i - k_j||^2 / sqrt(Dh)) v with q = k = split_heads(self.qk(x)), v = "
                     "split_heads(self.v(x)), heads merged back and passed through self.proj"
@@ -320,10 +328,7 @@ def check_l2_attention(L2Attention: type[nn.Module]) -> None:
 
     # Defining property 1: only differences q_i - q_j matter, so shifting the qk bias (the same vector
     # added to every query and key) changes nothing. Untied or dot-product attention would change.
-    mod = L2Attention(dim=8, num_heads=2)
-    ref = L2MultiHeadAttention(dim=8, num_heads=2, fast=False)
-    _randomize(ref, 20)
-    mod.load_state_dict(ref.state_dict())
+    mod, _ = _learner_and_reference(L2Attention, 8, 2, 20)
     x = torch.randn(3, 6, 8, generator=seeded(21))  # (B, N, D)
     with torch.no_grad():
         before = mod(x)  # (B, N, D)
@@ -366,10 +371,8 @@ def check_l2_attention(L2Attention: type[nn.Module]) -> None:
             expect(bool(p.grad.abs().sum() > 0), f"{name} got an all-zero gradient: is it used in forward?")
 
     # cdist and double backward (R1 penalties differentiate the discriminator's gradient once more).
-    mod = L2Attention(dim=6, num_heads=2).double()
-    ref = L2MultiHeadAttention(dim=6, num_heads=2, fast=False).double()
-    _randomize(ref, 30)
-    mod.load_state_dict(ref.state_dict())
+    mod, ref = _learner_and_reference(L2Attention, 6, 2, 30)  # float32 weights, exact in float64
+    mod, ref = mod.double(), ref.double()
     x = torch.randn(1, DOUBLE_BACKWARD_TOKENS, 6, generator=seeded(31), dtype=torch.float64)  # (B, N, D)
     _check_double_backward(mod, ref, x, "L2Attention")
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from vitgan_lite.checks._core import checker, expect, expect_close, seeded
+from vitgan_lite.checks._core import checker, expect, expect_close, fail, seeded
 from vitgan_lite.data import to_float as ref_to_float
 from vitgan_lite.data import to_uint8 as ref_to_uint8
 
@@ -23,9 +23,9 @@ def check_to_float(to_float: Callable[[torch.Tensor], torch.Tensor]) -> None:
     )
     lo, hi = out.flatten()[:2].tolist()
     if abs(lo) < 1e-6 and abs(hi - 1) < 1e-3:
-        raise AssertionError("0 -> 0 and 255 -> 1: that is [0, 1]. This course uses [-1, 1]: x / 127.5 - 1")
+        fail("0 -> 0 and 255 -> 1: that is [0, 1]. This course uses [-1, 1]: x / 127.5 - 1")
     if out.unique().numel() <= 2 and abs(lo + 1) < 1e-6:
-        raise AssertionError(
+        fail(
             "only -1 and a few whole numbers come out: integer division on uint8? Convert with .float() "
             "before dividing"
         )
@@ -48,18 +48,18 @@ def check_to_uint8(to_uint8: Callable[[torch.Tensor], torch.Tensor]) -> None:
         isinstance(out, torch.Tensor) and out.dtype == torch.uint8, "to_uint8 should return a uint8 tensor"
     )
     expect(out.shape == u.shape, f"to_uint8 should keep the shape {tuple(u.shape)}, got {tuple(out.shape)}")
-    if not torch.equal(out, u):
-        raise AssertionError(
-            "to_uint8(to_float(u)) does not give u back: a plain cast truncates (127.9999 -> 127); "
-            "round() before casting"
-        )
+    expect(
+        torch.equal(out, u),
+        "to_uint8(to_float(u)) does not give u back: a plain cast truncates (127.9999 -> 127); "
+        "round() before casting",
+    )
     wild = torch.tensor([-1.7, 1.4, 0.0, -1.0, 1.0]).view(1, 5, 1, 1)
     got = to_uint8(wild).flatten().tolist()
-    if got[:2] != [0, 255]:
-        raise AssertionError(
-            f"values outside [-1, 1] should clip to 0 and 255, got {got[:2]} for -1.7 and 1.4: "
-            "clamp to [0, 255] before the uint8 cast (a cast wraps around instead)"
-        )
+    expect(
+        got[:2] == [0, 255],
+        f"values outside [-1, 1] should clip to 0 and 255, got {got[:2]} for -1.7 and 1.4: "
+        "clamp to [0, 255] before the uint8 cast (a cast wraps around instead)",
+    )
     x = torch.rand(2, 3, 4, 4, generator=seeded(1)) * 2.4 - 1.2
     expect(
         torch.equal(to_uint8(x), ref_to_uint8(x)), "to_uint8 disagrees with the reference on random inputs"

@@ -14,7 +14,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitgan_lite.attention import L2MultiHeadAttention
-from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, seeded
+from vitgan_lite.checks._core import (
+    checker,
+    expect,
+    expect_close,
+    expect_grads_reach_every_parameter,
+    expect_tensor,
+    fail,
+    seeded,
+)
 from vitgan_lite.discriminator import DiscriminatorBlock as RefBlock
 from vitgan_lite.discriminator import ViTDiscriminator
 
@@ -128,11 +136,9 @@ def check_discriminator_block(block_cls: type[nn.Module]) -> None:
     # Backward reaches every parameter.
     block = block_cls(dim=8, num_heads=2, mlp_ratio=4.0)
     block(torch.randn(3, 5, 8, generator=seeded(9))).square().sum().backward()
-    for name, p in block.named_parameters():
-        expect(
-            p.grad is not None and bool(p.grad.abs().sum() > 0),
-            f"no gradient reaches {name}: is that sub-module used in forward?",
-        )
+    expect_grads_reach_every_parameter(
+        block, lambda name: f"no gradient reaches {name}: is that sub-module used in forward?"
+    )
 
 
 def _images(B: int, kw: dict, seed: int) -> torch.Tensor:
@@ -261,13 +267,13 @@ def check_discriminator_forward(disc_cls: type[nn.Module]) -> None:
         f"reference's reach +-{top:.0f}: something bounds them (a sigmoid or tanh after the logit?). "
         + _NO_ACTIVATION,
     )
-    if not torch.allclose(minus, -plus, rtol=1e-4, atol=1e-3):
-        raise AssertionError(
-            "scaling the head's weights by -200 instead of +200 should flip the sign of every logit, but "
-            f"yours go from [{float(plus.min()):.2f}, {float(plus.max()):.2f}] to [{float(minus.min()):.2f}, "
-            f"{float(minus.max()):.2f}]: something clips them from below (a GELU or ReLU after the logit?). "
-            + _NO_ACTIVATION
-        )
+    expect(
+        torch.allclose(minus, -plus, rtol=1e-4, atol=1e-3),
+        "scaling the head's weights by -200 instead of +200 should flip the sign of every logit, but "
+        f"yours go from [{float(plus.min()):.2f}, {float(plus.max()):.2f}] to [{float(minus.min()):.2f}, "
+        f"{float(minus.max()):.2f}]: something clips them from below (a GELU or ReLU after the logit?). "
+        + _NO_ACTIVATION,
+    )
     for seed, (kw, B) in enumerate(DISC_CASES):
         for norm in ("none", "isn"):
             torch.manual_seed(seed)
@@ -282,7 +288,7 @@ def check_discriminator_forward(disc_cls: type[nn.Module]) -> None:
                 hooks.remove()
             expect(hooks.h0 is not None, "your forward never runs self.blocks: apply each block in turn")
             if isinstance(out, torch.Tensor) and tuple(out.shape) == (B, 1):
-                raise AssertionError("the logits have shape (B, 1): squeeze the last dimension to get (B,)")
+                fail("the logits have shape (B, 1): squeeze the last dimension to get (B,)")
             expect_tensor(out, (B,), f"the discriminator on {B} images")
             with torch.no_grad():
                 problem = _diagnose_h0(hooks.h0, ref, x)
@@ -296,15 +302,13 @@ def check_discriminator_forward(disc_cls: type[nn.Module]) -> None:
                 )
                 expected = ref(x)  # (B,)
                 if not torch.allclose(out, expected, atol=1e-5, rtol=1e-4):
-                    raise AssertionError(_diagnose_head(out, hL, ref, expected))
+                    fail(_diagnose_head(out, hL, ref, expected))
     # Backward reaches every parameter: the CLS token, its position, E_pos, every block, the norm, the head.
     learner = disc_cls(**DISC_CASES[0][0], norm="none")
     learner(_images(3, DISC_CASES[0][0], 11)).sum().backward()
-    for name, p in learner.named_parameters():
-        expect(
-            p.grad is not None and bool(p.grad.abs().sum() > 0),
-            f"no gradient reaches {name}: is it used in your forward?",
-        )
+    expect_grads_reach_every_parameter(
+        learner, lambda name: f"no gradient reaches {name}: is it used in your forward?"
+    )
 
 
 __all__ = ["check_discriminator_block", "check_discriminator_forward"]

@@ -23,7 +23,16 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, seeded
+from vitgan_lite.checks._core import (
+    build_seeded,
+    checker,
+    expect,
+    expect_close,
+    expect_grads_reach_every_parameter,
+    expect_tensor,
+    fail,
+    seeded,
+)
 from vitgan_lite.inr import SineLayer as RefSineLayer
 from vitgan_lite.inr import modulated_linear as ref_modulated_linear
 
@@ -163,11 +172,11 @@ def _check_mod_case(
         out = modulated_linear(x.clone(), W.clone(), s.clone(), bias, demodulate=demodulate)
     except (RuntimeError, IndexError) as e:
         if O != I:
-            raise AssertionError(
+            fail(
                 f"with a non-square weight ({where}) your code raised {type(e).__name__}: {e}. It works "
                 "only when O == I, the sign that s multiplies the OUTPUT axis of W: s has one entry per "
                 "INPUT feature j (W'_ij = s_j W_ij), so scale the inputs, x * s.unsqueeze(1)"
-            ) from None
+            )
         raise
     expect_tensor(out, (B, M, O), f"modulated_linear with {where}")
     expected = ref_modulated_linear(x, W, s, bias, demodulate=demodulate)  # (B, M, O)
@@ -175,11 +184,11 @@ def _check_mod_case(
         return
     for candidate, mistake in _mod_variants(x, W, s, bias, demodulate):
         if torch.allclose(out, candidate, atol=1e-5, rtol=1e-4):
-            raise AssertionError(f"with {where}: {mistake}")
+            fail(f"with {where}: {mistake}")
     if named_only:
         return
     err = (out - expected).abs().max().item()
-    raise AssertionError(
+    fail(
         f"with {where} your output differs from the reference by up to {err:.3g}: out[b, m] should be "
         "W''_b x[b, m] + bias, with W'_bij = s_bj W_ij and (if demodulate) every row i of W'_b divided by "
         "sqrt(sum_j W'_bij^2 + eps)"
@@ -264,13 +273,6 @@ def check_modulated_linear(modulated_linear: Callable[..., torch.Tensor]) -> Non
 # ----------------------------------------------------------------------------------------------------
 
 
-def _build(cls: type[nn.Module], seed: int, *args, **kwargs) -> nn.Module:
-    """Construct the learner's module under a fixed seed, leaving the caller's global RNG untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return cls(*args, **kwargs)
-
-
 def _linear_of(layer: nn.Module, I: int, O: int) -> nn.Linear:
     lin = getattr(layer, "linear", None)
     expect(
@@ -351,11 +353,11 @@ def _diagnose_init(W: torch.Tensor, I: int, omega0: float, is_first: bool) -> st
 def _check_sine_init(SineLayer: type[nn.Module]) -> None:
     I, O = 64, 96  # 6144 weights; the rules' bounds 1/64, sqrt(6/64)/omega0 and 1/8 are far apart
     for seed, (omega0, is_first) in enumerate(((30.0, True), (30.0, False), (10.0, False), (5.0, True))):
-        layer = _build(SineLayer, seed, I, O, omega0=omega0, is_first=is_first)
+        layer = build_seeded(SineLayer, seed, I, O, omega0=omega0, is_first=is_first)
         lin = _linear_of(layer, I, O)
         mistake = _diagnose_init(lin.weight.detach(), I, omega0, is_first)
         if mistake is not None:
-            raise AssertionError(mistake)
+            fail(mistake)
         b, b_max = lin.bias.detach(), 1.0 / math.sqrt(I)
         expect(
             bool(b.abs().max() <= b_max * (1 + 1e-6)),
@@ -422,7 +424,7 @@ def check_sine_layer(SineLayer: type[nn.Module]) -> None:
         ((1,), 3, 3, 1.0, True),
     ]
     for seed, (lead, I, O, omega0, is_first) in enumerate(cases):
-        layer = _build(SineLayer, seed, I, O, omega0=omega0, is_first=is_first)
+        layer = build_seeded(SineLayer, seed, I, O, omega0=omega0, is_first=is_first)
         lin = _linear_of(layer, I, O)
         ref = RefSineLayer(I, O, omega0=omega0, is_first=is_first)
         with torch.no_grad():
@@ -436,18 +438,19 @@ def check_sine_layer(SineLayer: type[nn.Module]) -> None:
         if not torch.allclose(out, expected, atol=1e-5, rtol=1e-4):
             mistake = _diagnose_sine_forward(out.detach(), x, lin, omega0, where)
             if mistake is not None:
-                raise AssertionError(mistake)
+                fail(mistake)
             expect_close(out, expected, f"{where}: the output should be sin(omega0 * (W x + b))")
     # Every parameter learns.
-    layer = _build(SineLayer, 7, 4, 5, omega0=30.0, is_first=False)
+    layer = build_seeded(SineLayer, 7, 4, 5, omega0=30.0, is_first=False)
     x = torch.rand(6, 4, generator=seeded(40)) * 2 - 1  # (6, I)
     (layer(x) * torch.randn(6, 5, generator=seeded(41))).sum().backward()
-    for name, p in layer.named_parameters():
-        expect(
-            p.grad is not None and bool(p.grad.abs().sum() > 0),
-            f"no gradient reaches the parameter {name!r}: compute the output from self.linear(x) in forward "
-            "(no .detach(), no .data)",
-        )
+    expect_grads_reach_every_parameter(
+        layer,
+        lambda name: (
+            f"no gradient reaches the parameter {name!r}: compute the output from self.linear(x) in "
+            "forward (no .detach(), no .data)"
+        ),
+    )
 
 
 __all__ = ["check_modulated_linear", "check_sine_layer"]

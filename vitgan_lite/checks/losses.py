@@ -17,7 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, seeded
+from vitgan_lite.checks._core import (
+    checker,
+    expect,
+    expect_close,
+    expect_grads_reach_every_parameter,
+    expect_tensor,
+    fail,
+    seeded,
+)
 from vitgan_lite.losses import bcr_loss as ref_bcr_loss
 from vitgan_lite.losses import d_logistic_loss as ref_d_loss
 from vitgan_lite.losses import g_nonsaturating_loss as ref_g_loss
@@ -35,8 +43,8 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def _expect_scalar(out: object, what: str) -> torch.Tensor:
-    expect(isinstance(out, torch.Tensor), f"{what} should return a torch.Tensor, got {type(out).__name__}")
-    assert isinstance(out, torch.Tensor)
+    if not isinstance(out, torch.Tensor):
+        fail(f"{what} should return a torch.Tensor, got {type(out).__name__}")
     expect(
         out.ndim == 0,
         f"{what} should return a scalar (shape ()), got shape {tuple(out.shape)}: average over the batch "
@@ -89,9 +97,7 @@ def check_d_logistic_loss(d_logistic_loss: Callable[[torch.Tensor, torch.Tensor]
         expect(bool(torch.isfinite(out)), "d_logistic_loss returned NaN or inf on ordinary logits")
         expected = ref_d_loss(r.detach(), f.detach())
         if not _close(out.detach(), expected):
-            raise AssertionError(
-                f"for {B} real and {Bf} fake logits: {_diagnose_d(out.detach(), r.detach(), f.detach())}"
-            )
+            fail(f"for {B} real and {Bf} fake logits: {_diagnose_d(out.detach(), r.detach(), f.detach())}")
         expect(
             out.requires_grad,
             "the loss carries no gradient: compute it with torch operations on the logits (no .item(), "
@@ -142,7 +148,7 @@ def check_g_nonsaturating_loss(g_nonsaturating_loss: Callable[[torch.Tensor], to
         out = _expect_scalar(g_nonsaturating_loss(f), f"g_nonsaturating_loss on {B} fake logits")
         expected = ref_g_loss(f.detach())
         if not _close(out.detach(), expected):
-            raise AssertionError(f"for {B} fake logits: {_diagnose_g(out.detach(), f.detach())}")
+            fail(f"for {B} fake logits: {_diagnose_g(out.detach(), f.detach())}")
         expect(
             out.requires_grad,
             "the loss carries no gradient: compute it with torch operations (no .item(), no numpy) so "
@@ -223,7 +229,7 @@ def _translation_shifts(
     for b in range(B):
         found = _find_shift(out[b], H, W, C)
         if found is None:
-            raise AssertionError(
+            fail(
                 f"image {b} of the batch contains none of the input's pixels: the shift must stay within "
                 f"ratio * size = {ratio} * {H}, not move the whole image out"
             )
@@ -232,24 +238,24 @@ def _translation_shifts(
             shifts.append((ty, tx))
             continue
         if ty == 0 and tx == 0:
-            raise AssertionError(f"image {b} is not a translation of its input (no shift found)")
+            fail(f"image {b} is not a translation of its input (no shift found)")
         if torch.allclose(out[b], _shift(x[b], ty, tx, "roll")):
-            raise AssertionError(
+            fail(
                 "your translation wraps around (torch.roll): the pixels pushed off one edge reappear at the "
                 "other. DiffAugment fills the uncovered border with 0 (mid-grey in [-1, 1]): zero-pad, then "
                 "crop"
             )
         if torch.allclose(out[b], _shift(x[b], ty, tx, "minus_one")):
-            raise AssertionError(
+            fail(
                 "the uncovered border is filled with -1 (black): DiffAugment fills with 0, which is mid-grey "
                 "for images in [-1, 1]. Pad with zeros (F.pad(..., value=0))"
             )
         if torch.allclose(out[b], _shift(x[b], ty, tx, "edge")):
-            raise AssertionError(
+            fail(
                 "the uncovered border repeats the edge pixels (replicate padding): DiffAugment fills it "
                 "with 0. Use F.pad(x, pad) with its default constant mode, value 0"
             )
-        raise AssertionError(
+        fail(
             f"image {b} is shifted by ({ty}, {tx}) but its other pixels are wrong: outside the shifted image "
             "every value must be 0 and inside out[i, j] = x[i - ty, j - tx] for all channels"
         )
@@ -283,12 +289,11 @@ def check_rand_translation(rand_translation: Callable[..., torch.Tensor]) -> Non
         # the statistics of the draws, on many one-dot images: per sample, per axis, within [-s, s]
         B, sh, sw = 1000, int(H * ratio + 0.5), int(W * ratio + 0.5)
         shifts = _dot_shifts(rand_translation, B, H, W, ratio, 10 + seed)  # (B, 2)
-        expect(
-            shifts is not None,
-            f"a shift moved the centre pixel of a {H}x{W} image off the image: shifts must stay within "
-            f"[-s, s] with s = int(size * ratio + 0.5), here {sh} rows and {sw} columns",
-        )
-        assert shifts is not None
+        if shifts is None:
+            fail(
+                f"a shift moved the centre pixel of a {H}x{W} image off the image: shifts must stay within "
+                f"[-s, s] with s = int(size * ratio + 0.5), here {sh} rows and {sw} columns"
+            )
         ty, tx = shifts[:, 0], shifts[:, 1]
         expect(
             bool((shifts != 0).any()),
@@ -434,7 +439,7 @@ def check_bcr_loss(bcr_loss: Callable[..., torch.Tensor]) -> None:
         terms = _bcr_terms(D, reals, fakes.detach())
         expected = ref_bcr_loss(D, reals, fakes.detach(), _T, lr, lf).detach()
         if not _close(out.detach(), expected):
-            raise AssertionError(
+            fail(
                 f"with {B} reals, {Bf} fakes, lambda_real={lr}, lambda_fake={lf}: "
                 f"{_diagnose_bcr(out.detach(), terms, lr, lf)}"
             )
@@ -444,13 +449,12 @@ def check_bcr_loss(bcr_loss: Callable[..., torch.Tensor]) -> None:
             "torch.no_grad() or detach them",
         )
         out.backward()
-        for name, p in D.named_parameters():
-            if name == "head.bias":
-                continue  # a constant offset of the logit cancels in D(x) - D(T(x)): its gradient is 0
-            expect(
-                p.grad is not None and bool(p.grad.abs().sum() > 0),
-                f"D's parameter {name} got no gradient from bCR: it must train the discriminator",
-            )
+        # head.bias is skipped: a constant offset of the logit cancels in D(x) - D(T(x)), its gradient is 0
+        expect_grads_reach_every_parameter(
+            D,
+            lambda name: f"D's parameter {name} got no gradient from bCR: it must train the discriminator",
+            skip=("head.bias",),
+        )
         expect(
             all(p.grad is None or bool((p.grad == 0).all()) for p in G.parameters()),
             "a gradient reached the GENERATOR: bCR regularises D only, in the D step. Detach the fakes "

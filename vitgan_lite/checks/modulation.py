@@ -18,18 +18,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, seeded
+from vitgan_lite.checks._core import (
+    build_seeded,
+    checker,
+    expect,
+    expect_close,
+    expect_grads_reach_every_parameter,
+    expect_tensor,
+    fail,
+    seeded,
+)
 from vitgan_lite.modulation import EqualLinear as RefEqualLinear
 from vitgan_lite.modulation import SelfModulatedLayerNorm as RefSLN
 
 SQRT2 = math.sqrt(2.0)
-
-
-def _build(cls: type[nn.Module], seed: int, *args, **kwargs) -> nn.Module:
-    """Construct the learner's module under a fixed seed, leaving the caller's global RNG untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return cls(*args, **kwargs)
 
 
 def _near(value: float, target: float, rel: float = 0.1) -> bool:
@@ -39,12 +41,13 @@ def _near(value: float, target: float, rel: float = 0.1) -> bool:
 def _grads_reach_everything(module: nn.Module, loss: torch.Tensor, what: str) -> None:
     module.zero_grad(set_to_none=True)
     loss.backward()
-    for name, p in module.named_parameters():
-        expect(
-            p.grad is not None and bool(p.grad.abs().sum() > 0),
-            f"no gradient reaches the parameter {name!r} of your {what}: every learned tensor must be "
-            "used in forward (no .detach(), no .data, no copy made once in __init__)",
-        )
+    expect_grads_reach_every_parameter(
+        module,
+        lambda name: (
+            f"no gradient reaches the parameter {name!r} of your {what}: every learned tensor must "
+            "be used in forward (no .detach(), no .data, no copy made once in __init__)"
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -88,25 +91,25 @@ def _check_init(EqualLinear: type[nn.Module]) -> None:
     """Stored W ~ N(0, 1) / lr_mul and stored b = bias_init / lr_mul (the equalized-lr initialisation)."""
     I, O, bias_init = 64, 48, 0.5  # 3072 weights: their std is estimated to about 1.3%
     for seed, lr_mul in enumerate((1.0, 0.01)):
-        layer = _build(EqualLinear, seed, I, O, bias=True, bias_init=bias_init, lr_mul=lr_mul)
+        layer = build_seeded(EqualLinear, seed, I, O, bias=True, bias_init=bias_init, lr_mul=lr_mul)
         W, b = _stored(layer, I, O, bias=True)
         std, mean, target = W.std().item(), W.mean().item(), 1.0 / lr_mul
         where = f"EqualLinear({I}, {O}, lr_mul={lr_mul})"
         if not _near(std, target):
             if _near(std, 1 / math.sqrt(I)) or _near(std, lr_mul / math.sqrt(I)):
-                raise AssertionError(
+                fail(
                     f"{where}: the stored weight has std {std:.3g} ~ 1/sqrt(in_dim): the equalized scale is "
                     "applied once at init instead of at run time. Store W ~ N(0, 1) / lr_mul (torch.randn "
                     "/ lr_mul) and multiply by c = lr_mul / sqrt(in_dim) inside forward, so that Adam's "
                     "steps on the stored W are scaled by c too"
                 )
             if _near(std, 1.0):
-                raise AssertionError(
+                fail(
                     f"{where}: the stored weight has std {std:.3g} ~ 1 instead of 1/lr_mul = {target:.3g}: "
                     "the lr multiplier is missing from the weight's init. Store W ~ N(0, 1) / lr_mul, so "
                     "that the effective weight c W (c = lr_mul / sqrt(in_dim)) starts at N(0, 1/in_dim)"
                 )
-            raise AssertionError(
+            fail(
                 f"{where}: the stored weight should be drawn from N(0, 1) / lr_mul (std {target:.3g}), its "
                 f"std is {std:.3g}: use nn.init.normal_(self.weight, 0.0, 1.0 / lr_mul) in reset_parameters"
             )
@@ -117,17 +120,17 @@ def _check_init(EqualLinear: type[nn.Module]) -> None:
         expected_b = bias_init / lr_mul
         if not torch.allclose(b, torch.full_like(b, expected_b), rtol=1e-4, atol=1e-6):
             if lr_mul != 1.0 and torch.allclose(b, torch.full_like(b, bias_init)):
-                raise AssertionError(
+                fail(
                     f"{where}, bias_init={bias_init}: the stored bias is bias_init = {bias_init} instead of "
                     f"bias_init / lr_mul = {expected_b:.3g}: the lr multiplier is missing from the bias's "
                     "init. Store b = bias_init / lr_mul and add lr_mul * b in forward"
                 )
             if torch.allclose(b, torch.zeros_like(b)):
-                raise AssertionError(
+                fail(
                     f"{where}: the stored bias is 0, but bias_init={bias_init} was asked for: fill it with "
                     "bias_init / lr_mul (nn.init.constant_)"
                 )
-            raise AssertionError(
+            fail(
                 f"{where}: the stored bias should be the constant bias_init / lr_mul = {expected_b:.3g}, "
                 f"got values from {b.min().item():.3g} to {b.max().item():.3g}"
             )
@@ -221,9 +224,9 @@ def check_equal_linear(EqualLinear: type[nn.Module]) -> None:
     _check_init(EqualLinear)
     for seed, (lead, I, O, bias, bias_init, lr_mul, act) in enumerate(LINEAR_CASES):
         kwargs = dict(bias=bias, bias_init=bias_init, lr_mul=lr_mul, activation=act)
-        layer = _build(EqualLinear, seed, I, O, **kwargs)
+        layer = build_seeded(EqualLinear, seed, I, O, **kwargs)
         W, b = _stored(layer, I, O, bias)
-        ref = _build(RefEqualLinear, 0, I, O, **kwargs)
+        ref = build_seeded(RefEqualLinear, 0, I, O, **kwargs)
         with torch.no_grad():
             ref.weight.copy_(W)  # the reference computes with the learner's stored tensors
             if b is not None:
@@ -234,14 +237,14 @@ def check_equal_linear(EqualLinear: type[nn.Module]) -> None:
         out = expect_tensor(layer(x), (*lead, O), where)
         expected = ref(x)  # (..., O)
         if not torch.allclose(out, expected, atol=1e-5, rtol=1e-4):
-            raise AssertionError(f"{where}: {_diagnose_linear(out.detach(), x, W, b, lr_mul, act)}")
+            fail(f"{where}: {_diagnose_linear(out.detach(), x, W, b, lr_mul, act)}")
         _grads_reach_everything(layer, (out * torch.randn(out.shape, generator=seeded(99))).sum(), where)
 
     # Defining property: under Adam, the run-time gain c sets the effective step. Adam's first step moves
     # every stored entry by ~lr (its update is m/sqrt(v) = g/|g|), so the effective weight c W moves by
     # lr * c = 1e-2 * 0.01 / sqrt(16) = 2.5e-5 per entry; scaled once at init, it would move by lr = 1e-2.
     I, O, lr_mul, lr = 16, 8, 0.01, 1e-2
-    layer = _build(EqualLinear, 7, I, O, lr_mul=lr_mul)
+    layer = build_seeded(EqualLinear, 7, I, O, lr_mul=lr_mul)
     before = _effective_weight(layer, I)  # (O, I)
     opt = torch.optim.Adam(layer.parameters(), lr=lr)
     x = torch.randn(5, I, generator=seeded(7))  # (5, I)
@@ -249,13 +252,13 @@ def check_equal_linear(EqualLinear: type[nn.Module]) -> None:
     opt.step()
     moved = (_effective_weight(layer, I) - before).abs().mean().item()
     expected = lr * lr_mul / math.sqrt(I)
-    if not 0.5 * expected < moved < 2 * expected:
-        raise AssertionError(
-            f"one Adam step (lr={lr}) moved the effective weight by {moved:.3g} per entry, expected "
-            f"lr * lr_mul / sqrt(in_dim) = {expected:.3g}: the equalized scale must be applied at run time "
-            "(forward multiplies the stored N(0, 1)/lr_mul weight by c = lr_mul / sqrt(in_dim)), not once at "
-            "init; otherwise the lr multiplier does not slow this layer down"
-        )
+    expect(
+        0.5 * expected < moved < 2 * expected,
+        f"one Adam step (lr={lr}) moved the effective weight by {moved:.3g} per entry, expected "
+        f"lr * lr_mul / sqrt(in_dim) = {expected:.3g}: the equalized scale must be applied at run time "
+        "(forward multiplies the stored N(0, 1)/lr_mul weight by c = lr_mul / sqrt(in_dim)), not once at "
+        "init; otherwise the lr multiplier does not slow this layer down",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -271,14 +274,14 @@ def _check_sln_structure(sln: nn.Module, D: int, S: int) -> tuple[nn.Linear, nn.
     """gamma and beta are nn.Linear(S, D) with a bias; they hold every learned parameter of the module."""
     for name, m in sln.named_modules():
         if isinstance(m, nn.LayerNorm) and (m.weight is not None or m.bias is not None):
-            raise AssertionError(
+            fail(
                 f"your LayerNorm {name!r} keeps its own affine parameters (weight and bias of shape "
                 f"({D},)). In SLN, gamma(w) and beta(w) replace them: use nn.LayerNorm(dim, "
                 "elementwise_affine=False)"
             )
     gamma, beta = getattr(sln, "gamma", None), getattr(sln, "beta", None)
     if isinstance(gamma, torch.Tensor) or isinstance(beta, torch.Tensor):
-        raise AssertionError(
+        fail(
             "gamma and beta are plain tensors (scalars or vectors times w), not affine layers of w. "
             "ViTGAN's SLN computes gamma(w) and beta(w) with learned affine maps of the style vector: "
             "self.gamma = nn.Linear(style_dim, dim) and self.beta = nn.Linear(style_dim, dim)"
@@ -377,7 +380,7 @@ def _diagnose_sln(out: torch.Tensor, h: torch.Tensor, g: torch.Tensor, b: torch.
 def check_sln(SelfModulatedLayerNorm: type[nn.Module]) -> None:
     """Check a learner's ``SelfModulatedLayerNorm(dim, style_dim, eps=1e-5)`` class (forward ``h, w``)."""
     for seed, (B, N, D, S) in enumerate(SLN_CASES):
-        sln = _build(SelfModulatedLayerNorm, seed, dim=D, style_dim=S)
+        sln = build_seeded(SelfModulatedLayerNorm, seed, dim=D, style_dim=S)
         gamma, beta = _check_sln_structure(sln, D, S)
         _check_sln_init(gamma, beta)
         where = f"SLN(dim={D}, style_dim={S}) on h {(B, N, D)}, w {(B, S)}"
@@ -412,14 +415,14 @@ def check_sln(SelfModulatedLayerNorm: type[nn.Module]) -> None:
             "tokens of that image, not over the batch",
         )
 
-        ref = _build(RefSLN, 0, dim=D, style_dim=S)
+        ref = build_seeded(RefSLN, 0, dim=D, style_dim=S)
         ref.gamma.load_state_dict(gamma.state_dict())  # the reference computes with the learner's layers
         ref.beta.load_state_dict(beta.state_dict())
         expected = ref(h, w)  # (B, N, D)
         if not torch.allclose(out, expected, atol=1e-4, rtol=1e-3):
             with torch.no_grad():
                 g, b = ref.gamma(w), ref.beta(w)  # (B, D)
-            raise AssertionError(f"{where}: {_diagnose_sln(out.detach(), h, g, b)}")
+            fail(f"{where}: {_diagnose_sln(out.detach(), h, g, b)}")
 
         # LayerNorm invariance: a per-token affine change of h (scale > 0) leaves the output unchanged.
         scale = torch.rand(B, N, 1, generator=seeded(50 + seed)) * 3 + 0.5  # (B, N, 1)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from vitgan_lite.checks._core import checker, expect_close, expect_tensor, seeded
+from vitgan_lite.checks._core import checker, expect_close, expect_tensor, fail, seeded
 from vitgan_lite.patches import patchify as ref_patchify
 
 # (B, C, H, W, P): odd batches, one and two channels, a non-square image, several patch sizes.
@@ -73,9 +73,7 @@ def check_patchify(patchify: Callable[[torch.Tensor, int], torch.Tensor]) -> Non
         expect_tensor(out, (B, N, D), f"patchify of a {(B, C, H, W)} batch with patch size {P}")
         expected = ref_patchify(x, P)
         if not torch.equal(out, expected):
-            raise AssertionError(
-                f"for x of shape {(B, C, H, W)} and patch size {P}: {_diagnose_patchify(out, x, P)}"
-            )
+            fail(f"for x of shape {(B, C, H, W)} and patch size {P}: {_diagnose_patchify(out, x, P)}")
     # Defining property: a linear layer on patch vectors is a strided convolution.
     x = torch.randn(2, 3, 8, 8, generator=seeded(10))
     conv = torch.nn.Conv2d(3, 5, kernel_size=4, stride=4)
@@ -100,18 +98,18 @@ def check_unpatchify(unpatchify: Callable[..., torch.Tensor]) -> None:
         if not torch.equal(first, patches[:, 0]) and torch.equal(
             first.sort(1).values, patches[:, 0].sort(1).values
         ):
-            raise AssertionError(
+            fail(
                 f"the top-left {P}x{P} block holds patch 0's pixels, but in the wrong order, so "
                 "unpatchify(patchify(x)) does not give x back: inside each patch keep the axes "
                 "(C, P_rows, P_cols); from (B, H/P, W/P, C, P, P) permute with (0, 3, 1, 4, 2, 5)"
             )
         if not torch.equal(first, patches[:, 0]):
-            raise AssertionError(
+            fail(
                 f"the top-left {P}x{P} block of your image is not patch 0 (image size {H}, patch {P}, "
                 f"{C} channels): reshape the patches to (B, H/P, W/P, C, P, P) and permute to "
                 "(B, C, H/P, P, W/P, P) before the final reshape"
             )
-        raise AssertionError(
+        fail(
             f"unpatchify(patchify(x)) does not give x back (image size {H}, patch {P}, {C} channels): "
             "the permute must be the exact inverse of patchify's, (0, 3, 1, 4, 2, 5) from "
             "(B, H/P, W/P, C, P, P)"

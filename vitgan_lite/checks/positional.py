@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, seeded
+from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, fail, seeded
 from vitgan_lite.positional import coordinate_grid as ref_coordinate_grid
 from vitgan_lite.positional import fourier_features as ref_fourier_features
 
@@ -100,12 +100,12 @@ def check_coordinate_grid(coordinate_grid: Callable[[int], torch.Tensor]) -> Non
     for n in GRID_SIZES:
         out = coordinate_grid(n)  # (n * n, 2) when right
         if isinstance(out, torch.Tensor) and tuple(out.shape) == (2, n * n):
-            raise AssertionError(
+            fail(
                 f"coordinate_grid({n}) has shape (2, {n * n}): stack rows and cols on the LAST dim "
                 "(torch.stack([rows, cols], dim=-1)) so that each token gets one (row, col) pair"
             )
         if isinstance(out, torch.Tensor) and tuple(out.shape) in ((n, n, 2), (2, n, n)):
-            raise AssertionError(
+            fail(
                 f"coordinate_grid({n}) has shape {tuple(out.shape)}: flatten the grid to one row per "
                 f"token, shape ({n * n}, 2), with torch.stack([rows, cols], dim=-1).reshape({n * n}, 2)"
             )
@@ -117,7 +117,7 @@ def check_coordinate_grid(coordinate_grid: Callable[[int], torch.Tensor]) -> Non
         )
         ref = ref_coordinate_grid(n)  # (N, 2)
         if not torch.allclose(out.float(), ref, atol=1e-5):
-            raise AssertionError(f"for n = {n}: {_diagnose_grid(out.float(), n)}")
+            fail(f"for n = {n}: {_diagnose_grid(out.float(), n)}")
     # Defining property: token k of patchify sits at grid row k // n, col k % n (ARCHITECTURE.md).
     n = 8
     grid = coordinate_grid(n).float()  # (64, 2)
@@ -216,18 +216,18 @@ def check_fourier_features(fourier_features: Callable[[torch.Tensor, torch.Tenso
             out = fourier_features(v.clone(), B.clone())  # (..., 2m) when right
         except RuntimeError as e:
             if "cannot be multiplied" in str(e) or "size mismatch" in str(e) or "must match" in str(e):
-                raise AssertionError(
+                fail(
                     f"your code raised RuntimeError: {e}. With v of shape {tuple(v.shape)} and B of shape "
                     f"({m}, {d}): B is applied transposed? Each ROW of B is one frequency vector, so the "
                     "phase is v @ B.T, shape (..., m); v @ B.T also works for any leading dims of v"
-                ) from e
+                )
             raise
         expected = ref_fourier_features(v, B)  # (..., 2m)
         what = f"fourier_features(v {tuple(v.shape)}, B {(m, d)})"
         expect(isinstance(out, torch.Tensor), f"{what} should return a tensor, got {type(out).__name__}")
         out = out.float() if out.is_floating_point() else out
         if out.shape != expected.shape or not torch.allclose(out, expected, atol=1e-5):
-            raise AssertionError(f"for {what}: {_diagnose_fourier(out, v, B)}")
+            fail(f"for {what}: {_diagnose_fourier(out, v, B)}")
         expect_tensor(out, tuple(expected.shape), what)
     # Defining property 1: each (sin, cos) pair lies on the unit circle, so |gamma(v)|^2 = m for every v.
     g = seeded(10)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, seeded
+from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, fail, seeded
 from vitgan_lite.spectral import ISN as RefISN
 from vitgan_lite.spectral import power_iteration as ref_power_iteration
 
@@ -78,7 +78,7 @@ def check_power_iteration(power_iteration: Callable[..., tuple]) -> None:
             "sigma should be a scalar tensor: sigma = u @ (W @ v), not a vector or a Python float",
         )
         if out != inp and isinstance(u, torch.Tensor) and tuple(u.shape) == (inp,):
-            raise AssertionError(
+            fail(
                 f"for W of shape {(out, inp)} your u has shape {(inp,)}: u lives on the OUTPUT side, (out,), "
                 "and v on the input side, (in,). Return (sigma, u, v) in that order, with v = W^T u / |W^T u|"
             )
@@ -96,7 +96,7 @@ def check_power_iteration(power_iteration: Callable[..., tuple]) -> None:
         )
         if not ok:
             msg = _diagnose_power_iteration(W, u0, n_iters, sigma.reshape(()), u, v)
-            raise AssertionError(f"for W of shape {(out, inp)} and n_iters={n_iters}: {msg}")
+            fail(f"for W of shape {(out, inp)} and n_iters={n_iters}: {msg}")
     # Defining property: with a clear gap between the top two singular values, the estimate converges to
     # the exact spectral norm. W = U diag(3, 1.5, 1, 0.5) V^T, so sigma(W) = 3 by construction.
     U, _ = torch.linalg.qr(torch.randn(6, 4, generator=seeded(20)))  # (6, 4), orthonormal columns
@@ -144,7 +144,7 @@ def _buffers(norm: nn.Module, W: torch.Tensor) -> dict[str, torch.Tensor]:
                 f"self.{name} is a plain attribute, not a buffer: it would be missing from state_dict() "
                 f"(checkpoints) and would not follow .to(device). Use self.register_buffer({name!r}, ...)",
             )
-            raise AssertionError(
+            fail(
                 "ISN must keep three buffers: u (out,), v (in,) and sigma_init (a scalar), registered in "
                 f"__init__ with self.register_buffer; found buffers {sorted(bufs)}"
             )
@@ -235,17 +235,16 @@ def _train_forward_checks(cls: type, W_init: torch.Tensor, Wt: torch.Tensor, see
     out = norm(Wl)
     expected = ref(Wr)
     expect_tensor(out, tuple(Wt.shape), f"ISN's forward on a weight of shape {tuple(Wt.shape)}")
-    if isinstance(out, nn.Parameter) or out.grad_fn is None:
-        raise AssertionError(_REWRAP)
+    expect(not isinstance(out, nn.Parameter) and out.grad_fn is not None, _REWRAP)
     expect(
         torch.allclose(norm.sigma_init.reshape(()), s_init),
         "sigma_init changed during forward: sigma(W_init) is re-estimated every step. Compute it once, "
         "in __init__, and only read it in forward",
     )
     if not torch.allclose(out, expected, atol=1e-5, rtol=1e-4):
-        raise AssertionError(_diagnose_isn_forward(out.detach(), Wt, bufs, u0, v0, expected))
+        fail(_diagnose_isn_forward(out.detach(), Wt, bufs, u0, v0, expected))
     if torch.allclose(norm.u, u0) and torch.allclose(norm.v, v0):
-        raise AssertionError(
+        fail(
             "u and v are never written back: after a training forward the buffers still hold their old "
             "values, so the estimate does not carry over and never converges. Inside torch.no_grad(), "
             "copy the new vectors in: self.u.copy_(u); self.v.copy_(v)"
@@ -261,13 +260,14 @@ def _train_forward_checks(cls: type, W_init: torch.Tensor, Wt: torch.Tensor, see
         (out * G).sum().backward()
     except RuntimeError as e:
         if "inplace" in str(e):  # the power step was recorded by autograd and then overwritten in place
-            raise AssertionError(_NO_GRAD) from None
+            fail(_NO_GRAD)
         raise
     (expected * G).sum().backward()
-    if Wl.grad is None:
-        raise AssertionError(_REWRAP)
-    if not torch.allclose(Wl.grad, Wr.grad, atol=1e-5, rtol=1e-4):
-        raise AssertionError(f"{_NO_GRAD} (the gradient with respect to W differs from the reference)")
+    expect(Wl.grad is not None, _REWRAP)
+    expect(
+        torch.allclose(Wl.grad, Wr.grad, atol=1e-5, rtol=1e-4),
+        f"{_NO_GRAD} (the gradient with respect to W differs from the reference)",
+    )
 
 
 @checker("4.2", "ISN, improved spectral normalization")
@@ -306,11 +306,11 @@ def check_isn(ISN: type) -> None:
         (norm(W).sum() + norm(W).sum()).backward()
     except RuntimeError as e:
         if "inplace" in str(e):
-            raise AssertionError(
+            fail(
                 "two forwards then one backward fails: the second forward overwrote u, v in place while "
                 "the first forward's graph still needed them. Use clones in the graph: "
                 "sigma = self.u.clone() @ (W @ self.v.clone())"
-            ) from None
+            )
         raise
 
     # Defining property: with an optimizer pushing the weights to grow, sigma(W_bar) stays at sigma(W_init),
