@@ -1,4 +1,4 @@
-"""Tests of vitgan_lite/bench.py: the naive variant equals the fast one; FLOP counting; the bench command."""
+"""Tests of vitgan_lite/run/bench.py: the naive variant equals the fast one; FLOPs; the bench command."""
 
 from __future__ import annotations
 
@@ -6,22 +6,22 @@ import math
 
 import pytest
 import torch
+from helpers import tiny_config
 
-import vitgan_lite.bench as bench_mod
+import vitgan_lite.run.bench as bench_mod
 from vitgan_lite.attention import L2MultiHeadAttention, MultiHeadAttention
-from vitgan_lite.bench import (
+from vitgan_lite.inr import ModulatedLinear
+from vitgan_lite.run.bench import (
     BenchResult,
-    BenchRun,
     bench_preset,
-    build_models,
     count_flops,
     format_table,
     make_naive,
+    naive_parts,
     random_images,
 )
-from vitgan_lite.cli import main
-from vitgan_lite.config import get_config
-from vitgan_lite.inr import ModulatedLinear
+from vitgan_lite.run.cli import main
+from vitgan_lite.run.trainer import build_networks, build_parts
 
 CPU = torch.device("cpu")
 real_format_table = format_table
@@ -31,16 +31,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_cfg(**overrides):
-    small = dict(
-        image_size=16, latent_dim=16, style_dim=16, mapping_layers=1, g_dim=16, g_depth=1,
-        g_fourier_dim=16, g_decoder_dim=12, d_dim=16, d_depth=1, batch_size=3,
-    )  # fmt: skip
-    return get_config("tiny-cpu", **{**small, **overrides})
+    return tiny_config(**{"g_decoder_dim": 12, "batch_size": 3, **overrides})
 
 
 def test_make_naive_flips_every_fast_path_and_keeps_the_function():
     cfg = _tiny_cfg()
-    G, D = build_models(cfg, CPU)
+    G, D = build_networks(cfg, CPU)
     nG, nD = make_naive(G), make_naive(D)
     kinds = (MultiHeadAttention, L2MultiHeadAttention)
     attn = [m for m in (*nG.modules(), *nD.modules()) if isinstance(m, kinds)]
@@ -61,12 +57,13 @@ def test_naive_and_fast_iterations_compute_the_same_losses():
     """Same weights, same seed: two full iterations (D step, G step, EMA) agree in every loss and weight."""
     cfg = _tiny_cfg()
     images = random_images(cfg, 16)
-    models = build_models(cfg, CPU)
-    fast = BenchRun(cfg, images, CPU, models=models)
-    slow = BenchRun(cfg, images, CPU, naive=True, models=models)
+    models = build_networks(cfg, CPU)
+    fast = build_parts(cfg, CPU, images, models=models)  # the trainer's parts
+    slow = naive_parts(cfg, CPU, images, models)
+    assert slow.d_step is not fast.d_step and slow.opt_d.defaults["foreach"] is False
     for _ in range(2):
         a, b = fast.iteration(), slow.iteration()
-        assert set(b) <= set(a)
+        assert set(b) == set(a)
         for key in b:
             assert torch.isfinite(a[key]), key
             torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)

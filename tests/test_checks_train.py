@@ -4,7 +4,6 @@ import pytest
 import torch
 from helpers import assert_not_implemented, assert_rejects, exercise, solution
 
-from vitgan_lite.augment import diff_augment
 from vitgan_lite.checks import check_d_step, check_ema_update, check_frechet_distance
 from vitgan_lite.losses import bcr_penalty, d_logistic_loss
 from vitgan_lite.metrics import frechet_distance
@@ -147,53 +146,59 @@ def test_ema_outside_no_grad_on_a_trainable_copy_is_named():
 
 
 def _make_d_step(
-    *, drop_bcr=False, no_aug_logistic=False, grad_to_g=False, swap_order=False, bcr_pairs=False
-):
+    *, drop_bcr=False, no_aug_logistic=False, grad_to_g=False, swap_order=False, bcr_pairs=False, own_z=False,
+    no_aug=False, no_means=False,
+):  # fmt: skip
     """The solution's D step with one realistic mistake switched on."""
 
-    def step(
-        G, D, reals, opt_d, *, policy="color,translation,cutout", bcr_real=10.0, bcr_fake=10.0, generator=None
-    ):
+    def step(G, D, reals, z, augment, opt_d, lambda_real=10.0, lambda_fake=10.0):
         B = reals.shape[0]
+        if own_z:  # draws its own z instead of using the caller's
+            z = torch.randn(B, G.latent_dim)
         with torch.enable_grad() if grad_to_g else torch.no_grad():
-            fakes = G(torch.randn(B, G.latent_dim, generator=generator))
+            fakes = G(z)
+        T = (lambda x: x) if no_aug else augment
         if swap_order:  # fakes augmented first: other random draws for each
-            fakes_aug = diff_augment(fakes, policy, generator)
-            reals_aug = diff_augment(reals, policy, generator)
+            fakes_aug = T(fakes)
+            reals_aug = T(reals)
         else:
-            reals_aug = diff_augment(reals, policy, generator)
-            fakes_aug = diff_augment(fakes, policy, generator)
+            reals_aug = T(reals)
+            fakes_aug = T(fakes)
         real_aug, fake_aug, real, fake = D(torch.cat([reals_aug, fakes_aug, reals, fakes])).split(B)
         d_adv = d_logistic_loss(real, fake) if no_aug_logistic else d_logistic_loss(real_aug, fake_aug)
         if bcr_pairs:  # real paired with the fake's augmentation
-            bcr = bcr_penalty(real, fake_aug, fake, real_aug, bcr_real, bcr_fake)
+            bcr = bcr_penalty(real, fake_aug, fake, real_aug, lambda_real, lambda_fake)
         else:
-            bcr = bcr_penalty(real, real_aug, fake, fake_aug, bcr_real, bcr_fake)
+            bcr = bcr_penalty(real, real_aug, fake, fake_aug, lambda_real, lambda_fake)
         d_loss = d_adv + bcr
         opt_d.zero_grad()
         (d_adv if drop_bcr else d_loss).backward()
         opt_d.step()
-        return {"d_loss": d_loss.detach(), "d_adv": d_adv.detach(), "bcr": bcr.detach()}
+        means = (real_aug.sum(), fake_aug.sum()) if no_means else (real_aug.mean(), fake_aug.mean())
+        return {
+            "d_loss": d_loss.detach(),
+            "d_adv": d_adv.detach(),
+            "bcr": bcr.detach(),
+            "d_real": means[0].detach(),
+            "d_fake": means[1].detach(),
+        }
 
     return step
-
-
-def d_step_no_augmentation(G, D, reals, opt_d, *, policy="", bcr_real=10.0, bcr_fake=10.0, generator=None):
-    return _make_d_step()(
-        G, D, reals, opt_d, policy="", bcr_real=bcr_real, bcr_fake=bcr_fake, generator=generator
-    )
 
 
 @pytest.mark.parametrize(
     "wrong,match",
     [
         (_make_d_step(drop_bcr=True), r"bCR was computed and then dropped"),
-        (d_step_no_augmentation, r"never saw augmented images"),
+        (_make_d_step(no_aug=True), r"never saw augmented images"),
+        (_make_d_step(own_z=True), r"G never saw the z you were given"),
+        (_make_d_step(no_means=True), r"returned 'd_real' differs.*MEAN logits"),
         (_make_d_step(grad_to_g=True), r"gradient reached G.*no_grad"),
         (_make_d_step(swap_order=True), r"order of the random draws"),
         (_make_d_step(no_aug_logistic=True), r"logistic loss uses D\(T\(x\)\)"),
         (_make_d_step(bcr_pairs=True), r"bCR pairs D\(x\) with D\(T\(x\)\)"),
         (lambda *a, **k: torch.tensor(1.0), r"should return a dict"),
+        (lambda *a: {"d_loss": torch.tensor(1.0)}, r"should return a dict with the keys d_loss, d_adv"),
     ],
 )
 def test_d_step_mistakes_are_named(wrong, match):

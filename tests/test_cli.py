@@ -8,11 +8,11 @@ import pytest
 from helpers import write_image_folder
 from PIL import Image
 
-import vitgan_lite.metrics as metrics_mod
-from vitgan_lite.cli import main, parse_value
+import vitgan_lite.run.fidelity as fidelity_mod
 from vitgan_lite.config import ConfigError
 from vitgan_lite.metrics import MetricsUnavailable
-from vitgan_lite.train import list_checkpoints, load_checkpoint
+from vitgan_lite.run.checkpoints import list_checkpoints, load_checkpoint
+from vitgan_lite.run.cli import main, parse_value
 
 TINY_FLAGS = [
     "--preset", "tiny-cpu",
@@ -111,14 +111,14 @@ def test_evaluate_prints_scores_or_the_reason(run, monkeypatch, capsys):
         assert images.shape == (2, 3, 16, 16) and images.abs().max() <= 1
         return {"fid": 12.345, "is_mean": 3.21, "is_std": 0.1}
 
-    monkeypatch.setattr(metrics_mod, "compute_fid_is", fake_scores)
+    monkeypatch.setattr(fidelity_mod, "compute_fid_is", fake_scores)
     assert main(["evaluate", "--ckpt", ckpt, "--num-samples", "10"]) == 0
     assert "FID 12.35  IS 3.21 +- 0.10  (10 samples)" in capsys.readouterr().out
 
     def unavailable(*args, **kwargs):
         raise MetricsUnavailable("no Inception weights here")
 
-    monkeypatch.setattr(metrics_mod, "compute_fid_is", unavailable)
+    monkeypatch.setattr(fidelity_mod, "compute_fid_is", unavailable)
     assert main(["evaluate", "--ckpt", ckpt, "--num-samples", "10"]) == 1
     assert "FID / IS not computed: no Inception weights here" in capsys.readouterr().out
 
@@ -127,7 +127,7 @@ def test_parse_value():
     assert parse_value("lr_g", "1e-3") == 1e-3
     assert parse_value("steps", "2e3") == 2000 and isinstance(parse_value("steps", "2e3"), int)
     assert parse_value("compile", "true") is True and parse_value("compile", "0") is False
-    assert parse_value("d_norm", "sn") == "sn"
+    assert parse_value("d_spectral_norm", "sn") == "sn"
     with pytest.raises(ConfigError, match="compile must be true or false"):
         parse_value("compile", "maybe")
 

@@ -17,8 +17,9 @@ import torch.multiprocessing as mp
 
 from vitgan_lite.augment import diff_augment
 from vitgan_lite.config import get_config
-from vitgan_lite.distributed import augment_shard, shard_rows
-from vitgan_lite.train import Trainer, list_checkpoints, load_checkpoint
+from vitgan_lite.run.checkpoints import list_checkpoints, load_checkpoint
+from vitgan_lite.run.distributed import augment_shard, shard_rows
+from vitgan_lite.run.trainer import Trainer
 
 STEPS = 3
 
@@ -47,7 +48,7 @@ def _free_port() -> int:
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     import torch.distributed as dist
 
-    from vitgan_lite.distributed import from_process_group
+    from vitgan_lite.run.distributed import from_process_group
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

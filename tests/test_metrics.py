@@ -1,4 +1,4 @@
-"""Tests for vitgan_lite.metrics: Frechet distance, Inception Score, FID plumbing (lesson 12).
+"""Tests for vitgan_lite.metrics (Frechet distance, Inception Score) and run.fidelity (FID plumbing).
 
 All offline: no Inception weights, no network. FID runs through a stand-in feature extractor.
 """
@@ -14,14 +14,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vitgan_lite import metrics
 from vitgan_lite.metrics import (
     MetricsUnavailable,
-    compute_fid_is,
     feature_statistics,
     frechet_distance,
     inception_score_from_probs,
 )
+from vitgan_lite.run import fidelity
+from vitgan_lite.run.fidelity import compute_fid_is, fid_reference
 
 
 def gen(seed: int) -> torch.Generator:
@@ -266,7 +266,15 @@ def test_missing_torch_fidelity_raises_metrics_unavailable(monkeypatch):
 
 def test_sampler_feeds_torch_fidelity_uint8():
     # torch-fidelity's Inception reads uint8 in [0, 255]: -1 -> 0, 1 -> 255, 0 -> 128 (127.5 rounds to even)
-    sampler = metrics._Sampler(lambda n: torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(n, 3, 2, 2))
+    sampler = fidelity._Sampler(lambda n: torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(n, 3, 2, 2))
     out = sampler(torch.randn(5, 1))
     assert out.dtype == torch.uint8 and out.shape == (5, 3, 2, 2)
     assert out[:, :, 0, 0].tolist() == [[0, 128, 255]] * 5
+
+
+def test_fid_reference_names_cifar10_once(monkeypatch, tmp_path):
+    monkeypatch.delenv("VITGAN_LITE_DATA", raising=False)
+    assert fid_reference("cifar10") == fid_reference("CIFAR-10") == fid_reference(None) == "cifar10-train"
+    assert fid_reference(str(tmp_path)) == str(tmp_path)
+    monkeypatch.setenv("VITGAN_LITE_DATA", str(tmp_path))  # a local copy of CIFAR-10: its folder
+    assert fid_reference("cifar10") == str(tmp_path)

@@ -52,7 +52,7 @@ def test_errors_say_what_to_change():
 
 
 def test_overlapping_embed_shape_and_gradients():
-    emb = OverlappingPatchEmbed(image_size=32, patch_size=4, overlap=2, in_chans=3, dim=16)
+    emb = OverlappingPatchEmbed(image_size=32, patch_size=4, overlap=2, channels=3, dim=16)
     x = torch.randn(3, 3, 32, 32, requires_grad=True)
     out = emb(x)
     assert out.shape == (3, 64, 16) and torch.isfinite(out).all()

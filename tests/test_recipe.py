@@ -15,7 +15,8 @@ from vitgan_lite.attention import l2_attention_logits
 from vitgan_lite.config import Config, ConfigError, get_config
 from vitgan_lite.discriminator import ViTDiscriminator, qk_init_gain
 from vitgan_lite.modulation import EqualLinear
-from vitgan_lite.train import CheckpointError, Trainer, adam_param_groups, pretrained_generator
+from vitgan_lite.run import CheckpointError, Trainer, pretrained_generator
+from vitgan_lite.train import adam_param_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -117,7 +118,7 @@ def test_trainer_logs_cfd(tmp_path):
 
 def test_presets_and_legacy_configs():
     tiny, hour, paper = get_config("tiny-cpu"), get_config("cpu-hour"), get_config("paper-cifar10")
-    assert tiny.bcr_real == tiny.bcr_fake == 0.0 and paper.bcr_real == paper.bcr_fake == 10.0
+    assert tiny.lambda_real == tiny.lambda_fake == 0.0 and paper.lambda_real == paper.lambda_fake == 10.0
     assert hour.g_dim == tiny.g_dim and hour.steps > tiny.steps and hour.cfd_every > 0
     assert paper.d_attn_init == "unit-logit" and not paper.equalized_lr
     # a checkpoint saved before the W_qk init existed resumes as what it was: Xavier

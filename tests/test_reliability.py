@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vitgan_lite.train import latest_checkpoint, list_checkpoints, load_checkpoint
+from vitgan_lite.run.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint
 
 STEPS, CKPT_EVERY = 40, 2
 OVERRIDES = dict(

@@ -26,7 +26,7 @@ from vitgan_lite.diagnostics import (
 )
 from vitgan_lite.discriminator import ViTDiscriminator
 from vitgan_lite.generator import ViTGenerator
-from vitgan_lite.train import Trainer
+from vitgan_lite.run.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -116,7 +116,7 @@ def test_rung3_the_logit_gap_opens_in_a_gan_run(cifar):
     train, test = cifar
     held_out = to_float(test.images[:100])
     after = _short_gan(train.images, held_out, 100)
-    before = _short_gan(train.images, held_out, 100, d_attn_init="xavier", bcr_real=10.0, bcr_fake=10.0,
+    before = _short_gan(train.images, held_out, 100, d_attn_init="xavier", lambda_real=10.0, lambda_fake=10.0,
                         g_sln_gain=0.1)
     gap_after = sum(p["gap"] for p in after[-3:]) / 3
     gap_before = sum(abs(p["gap"]) for p in before[-3:]) / 3

@@ -39,7 +39,7 @@ CHROMIUM = Path(
     "/usr/bin/chromium"
 )  # Debian's package: Playwright's own browser download is impossible offline
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
-# The brief's flags: no sandbox (CI runs as root), no GPU, and no background traffic to Google services.
+# Chromium flags for CI: no sandbox (CI runs as root), no GPU, and no background traffic to Google services.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -3,7 +3,7 @@
     python tools/export_generator.py RUN_FOLDER NAME [--wall-s SECONDS] [--command "..."]
 
 Writes ``vitgan_lite/assets/<NAME>_generator.pt`` (config, float16 G_ema state dict, and the run's facts:
-step, wall-clock, last cFD, command) for ``vitgan_lite.train.pretrained_generator(NAME)``, and
+step, wall-clock, last cFD, command) for ``vitgan_lite.run.pretrained_generator(NAME)``, and
 ``docs/results/<NAME>/metrics.json`` (the run's metrics log, every record) for the lessons' plots.
 """
 
@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vitgan_lite.train import latest_checkpoint, load_checkpoint  # noqa: E402
+from vitgan_lite.run.checkpoints import latest_checkpoint, load_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,17 +28,17 @@ sys.path.insert(0, str(ROOT))
 from vitgan_lite.config import get_config  # noqa: E402
 from vitgan_lite.data import default_source, load_images, to_float  # noqa: E402
 from vitgan_lite.diagnostics import cls_self_attention, separation  # noqa: E402
-from vitgan_lite.train import Trainer  # noqa: E402
+from vitgan_lite.run.trainer import Trainer  # noqa: E402
 
 OUT = ROOT / "docs" / "results" / "recipe"
 
 # The broken recipe is tiny-cpu as it was before lesson 11's fixes; every other run changes one thing.
-BEFORE = dict(d_attn_init="xavier", bcr_real=10.0, bcr_fake=10.0, g_sln_gain=0.1)
+BEFORE = dict(d_attn_init="xavier", lambda_real=10.0, lambda_fake=10.0, g_sln_gain=0.1)
 RUNS: dict[str, tuple[str, dict]] = {
     "before": ("the recipe before lesson 11 (Xavier W_qk, bCR 10, gentle SLN)", BEFORE),
     "fix_d": ("both D-side fixes (W_qk init, bCR off), gentle SLN", {"g_sln_gain": 0.1}),
     "fix_sln": ("only the SLN gain", {**BEFORE, "g_sln_gain": 1.0}),
-    "fix_bcr": ("only bCR lowered", {**BEFORE, "bcr_real": 0.0, "bcr_fake": 0.0}),
+    "fix_bcr": ("only bCR lowered", {**BEFORE, "lambda_real": 0.0, "lambda_fake": 0.0}),
     "fix_attn": ("only W_qk at the unit-logit init", {**BEFORE, "d_attn_init": "unit-logit"}),
     "after_eq": ("every fix, plus the equalized learning rate", {"equalized_lr": True}),
     "after": ("tiny-cpu as it is now (every fix)", {}),

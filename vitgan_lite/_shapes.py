@@ -1,4 +1,4 @@
-"""Shape checks at public boundaries that fail with a sentence (house style, rule 7)."""
+"""Shape checks at public boundaries that fail with a sentence naming what to change."""
 
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ Presets
                          "baby GPT" idea), with the course's small-scale recipe: bCR off (lesson 11).
 ``cpu-hour``             tiny-cpu trained for about an hour, with cFD logged (lesson 11).
 
-Every field's comment says where its default comes from: the paper, the authors' official code
-(mlpc-ucsd/ViTGAN), or a course choice; lesson 11 tabulates the presets with their sources.
+Every field records where its default comes from (``field_sources()``): the paper, the authors' official
+code (mlpc-ucsd/ViTGAN), or a course choice. Fields declared with ``arch`` shape the networks' parameters
+(``ARCH_FIELDS``): a checkpoint resumes only into a config that agrees on all of them.
 """
 
 from __future__ import annotations
@@ -23,79 +24,93 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-AUGMENTATIONS = ("color", "translation", "cutout")
+PAPER = "paper (Lee et al. 2022, CIFAR-10 setting)"
+OFFICIAL = "official code (mlpc-ucsd/ViTGAN)"
+COURSE = "course choice"
+BOOKKEEPING = "course choice (bookkeeping: does not change what is learned)"
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the field and what to change."""
 
 
+def arch(default: Any, source: str) -> Any:
+    """A field that shapes the networks' parameters: a checkpoint resumes only where these agree."""
+    return dataclasses.field(default=default, metadata={"arch": True, "source": source})
+
+
+def knob(default: Any, source: str) -> Any:
+    """Any other field: initialisation, optimisation, augmentation, bookkeeping."""
+    return dataclasses.field(default=default, metadata={"arch": False, "source": source})
+
+
 @dataclass
 class Config:
-    """Every knob of a ViTGAN run. Defaults are the paper's CIFAR-10 setting."""
+    """Every knob of a ViTGAN run. Defaults are the paper's CIFAR-10 setting; each field's ``source``
+    (``dataclasses.fields(Config)[i].metadata["source"]``, or :func:`field_sources`) says where it comes
+    from."""
 
-    preset: str = "paper-cifar10"
+    preset: str = knob("paper-cifar10", BOOKKEEPING)
 
     # data
-    data: str = "cifar10"  # "cifar10" (torchvision download) or a path to a local image folder
-    image_size: int = 32  # CIFAR-10
-    channels: int = 3  # RGB
+    data: str = knob("cifar10", "course: 'cifar10' (torchvision download) or a folder of images")
+    image_size: int = arch(32, "CIFAR-10")
+    channels: int = arch(3, "CIFAR-10 (RGB)")
 
-    # generator (paper, CIFAR-10 architecture table)
-    latent_dim: int = 384  # z
-    style_dim: int = 384  # w, output of the mapping network
-    mapping_layers: int = 4  # z -> w depth: course choice, not in the paper; deviation: official code uses 8
-    mapping_lr_mul: float = 0.01  # StyleGAN2 mapping-network learning-rate multiplier
-    g_patch_size: int = 4  # P: 32 / 4 = 8 x 8 = 64 tokens
-    g_dim: int = 384  # token width of the generator transformer
-    g_depth: int = 4  # L generator blocks
-    g_num_heads: int = 6
-    g_mlp_ratio: float = 4.0  # MLP size 1536 = 4 * 384
-    g_fourier_dim: int = 384  # width of E_fou, the Fourier features of pixel coordinates
-    g_decoder_dim: int = 384  # hidden width of the modulated SIREN patch decoder
-    g_demodulate: bool = True  # StyleGAN2 weight demodulation in the decoder
-    g_sln_gain: float = 1.0  # w's strength in each SLN at init: official code; 0.1 collapsed (lesson 11)
-    g_fourier_freq: float = 2.1213  # E_fou initial frequency bound: CIPS LFF sqrt(9/2) (course choice)
+    # generator
+    latent_dim: int = arch(384, PAPER)  # z
+    style_dim: int = arch(384, PAPER)  # w, the mapping network's output
+    mapping_layers: int = arch(4, "course choice (not in the paper; the official code uses 8)")
+    mapping_lr_mul: float = arch(0.01, "StyleGAN2 (Karras et al. 2020) mapping-network multiplier")
+    g_patch_size: int = arch(4, PAPER)  # P: 32 / 4 = 8 x 8 = 64 tokens
+    g_dim: int = arch(384, PAPER)
+    g_depth: int = arch(4, PAPER)
+    g_num_heads: int = arch(6, PAPER)
+    g_mlp_ratio: float = arch(4.0, PAPER)  # MLP width 1536 = 4 * 384
+    g_fourier_dim: int = arch(384, "course choice (E_fou width = token width)")
+    g_decoder_dim: int = arch(384, "course choice (decoder width = token width)")
+    g_demodulate: bool = arch(True, "StyleGAN2 weight demodulation, as the official code's decoder")
+    g_sln_gain: float = knob(1.0, "official code (0.1 collapsed: lesson 11)")  # w's strength in SLN at init
+    g_fourier_freq: float = knob(2.1213, "course choice (CIPS LFF bound sqrt(9/2))")
 
-    # discriminator (paper, CIFAR-10 architecture table)
-    d_patch_size: int = 4  # stride of the patch embedding
-    d_overlap: int = 2  # o: each patch sees o extra pixels on every side (kernel P + 2o)
-    d_dim: int = 192
-    d_depth: int = 4
-    d_num_heads: int = 3
-    d_mlp_ratio: float = 4.0  # MLP size 768 = 4 * 192
-    d_norm: str = "isn"  # "isn" (paper), "sn" (plain spectral norm) or "none"
-    d_attn_init: str = "unit-logit"  # W_qk init: course choice (mean logit -1 at init, lesson 11) or "xavier"
+    # discriminator
+    d_patch_size: int = arch(4, PAPER)
+    d_overlap: int = arch(2, PAPER)  # o: each patch sees o extra pixels per side (kernel P + 2o)
+    d_dim: int = arch(192, PAPER)
+    d_depth: int = arch(4, PAPER)
+    d_num_heads: int = arch(3, PAPER)
+    d_mlp_ratio: float = arch(4.0, PAPER)  # MLP width 768 = 4 * 192
+    d_spectral_norm: str = arch("isn", PAPER + ": 'isn'; or 'sn' (plain) or 'none'")
+    d_attn_init: str = knob("unit-logit", "course choice (mean L2 logit -1 at init: lesson 11) or 'xavier'")
 
-    # optimisation (paper: Adam, lr 2e-3, betas (0, 0.99))
-    batch_size: int = 128
-    lr_g: float = 2e-3
-    lr_d: float = 2e-3
-    beta1: float = 0.0
-    beta2: float = 0.99
-    equalized_lr: bool = False  # True: lr / sqrt(fan_in) on plain Linear/Conv weights, as the official code's
-    # EqualLinear layers do; off by default: at tiny-cpu scale it slowed G more than it steadied D (lesson 11)
-    steps: int = 500_000  # total D+G iterations
-    ema_decay: float = 0.999  # EMA of G, which every sample comes from: course choice (StyleGAN2-like)
+    # optimisation
+    batch_size: int = knob(128, PAPER)
+    lr_g: float = knob(2e-3, PAPER)
+    lr_d: float = knob(2e-3, PAPER)
+    beta1: float = knob(0.0, PAPER)
+    beta2: float = knob(0.99, PAPER)
+    # True: lr / sqrt(fan_in) on plain Linear/Conv weights, as the official EqualLinear layers do
+    equalized_lr: bool = knob(False, "course choice (slowed G more than it steadied D: lesson 11)")
+    steps: int = knob(500_000, PAPER)  # D + G iterations
+    ema_decay: float = knob(0.999, "course choice (StyleGAN2-like)")  # G_ema, which every sample uses
 
-    # augmentation and regularisation (paper: DiffAugment + bCR, lambda = 10)
-    # deviation: always applied; the paper adds scaling, each op with prob. 0.8 (official: cutout 0.3)
-    diffaug_policy: str = "color,translation,cutout"
-    bcr_real: float = 10.0  # lambda_real: paper (official code: 1, between two augmented views)
-    bcr_fake: float = 10.0  # lambda_fake: paper
+    # augmentation and regularisation; the paper's DiffAugment adds scaling (each op with prob. 0.8)
+    diffaug_policy: str = knob("color,translation,cutout", "DiffAugment (Zhao et al. 2020), always applied")
+    lambda_real: float = knob(10.0, PAPER + " (official code: 1, between two augmented views)")
+    lambda_fake: float = knob(10.0, PAPER)
 
-    # bookkeeping
-    seed: int = 0
-    log_every: int = 100
-    sample_every: int = 2_000
-    ckpt_every: int = 5_000
-    keep_ckpts: int = 3
-    fid_every: int = 0  # 0: only at the end
-    cfd_every: int = 0  # course metric cFD / cKID (vitgan_lite.quality, offline) every N steps; 0: never
-    cfd_num_samples: int = 2_000  # samples of G_ema per cFD evaluation (cFD depends on it: compare at one N)
-    fid_num_samples: int = 50_000  # the standard protocol
-    amp: str = "auto"  # "auto" (bf16 on CUDA), "bf16" or "none"
-    compile: bool = False  # torch.compile on a GPU
+    # bookkeeping: an interval of 0 means "only at the end of train()" (cfd_every: never)
+    seed: int = knob(0, BOOKKEEPING)
+    log_every: int = knob(100, BOOKKEEPING)
+    sample_every: int = knob(2_000, BOOKKEEPING)
+    ckpt_every: int = knob(5_000, BOOKKEEPING)
+    keep_ckpts: int = knob(3, BOOKKEEPING)
+    fid_every: int = knob(0, BOOKKEEPING)
+    cfd_every: int = knob(0, BOOKKEEPING + "; the offline course metric (lesson 11)")
+    cfd_num_samples: int = knob(2_000, "course choice (cFD depends on N: compare at one N)")
+    fid_num_samples: int = knob(50_000, "the standard FID protocol (Heusel et al. 2017)")
+    amp: str = knob("auto", "course choice: 'auto' (bf16 on CUDA), 'bf16' or 'none'")
+    compile: bool = knob(False, "course choice: torch.compile on a GPU")
 
     def validate(self) -> Config:
         """Refuse a config that cannot work, naming the field. Returns self."""
@@ -122,14 +137,20 @@ class Config:
         for name in ("batch_size", "steps", "latent_dim", "style_dim", "g_depth", "d_depth"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.d_norm not in ("isn", "sn", "none"):
-            raise ConfigError(f"d_norm must be 'isn', 'sn' or 'none', got {self.d_norm!r}")
+        if self.d_spectral_norm not in ("isn", "sn", "none"):
+            raise ConfigError(f"d_spectral_norm must be 'isn', 'sn' or 'none', got {self.d_spectral_norm!r}")
         if self.d_attn_init not in ("unit-logit", "xavier"):
             raise ConfigError(f"d_attn_init must be 'unit-logit' or 'xavier', got {self.d_attn_init!r}")
-        for aug in filter(None, (a.strip() for a in self.diffaug_policy.split(","))):
-            if aug not in AUGMENTATIONS:
+        from vitgan_lite.augment import parse_policy  # the augmentation names live with the augmentations
+
+        try:
+            parse_policy(self.diffaug_policy)
+        except ValueError as e:
+            raise ConfigError(f"diffaug_policy: {e}") from None
+        for name in ("log_every", "sample_every", "ckpt_every", "fid_every", "cfd_every", "keep_ckpts"):
+            if getattr(self, name) < 0:
                 raise ConfigError(
-                    f"diffaug_policy has unknown augmentation {aug!r}: choose from {', '.join(AUGMENTATIONS)}"
+                    f"{name} must be 0 (only at the end) or a positive interval, got {getattr(self, name)}"
                 )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
@@ -148,10 +169,23 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        """The config a checkpoint saved. Fields it lacks were added later: they take the value that
-        reproduces the run that wrote it (Xavier W_qk and gentle SLNs before lesson 11's fixes)."""
-        legacy = {"d_attn_init": "xavier", "g_sln_gain": 0.1}
-        return cls().replace(**{**{k: v for k, v in legacy.items() if k not in d}, **d})
+        """The config a checkpoint saved. Renamed fields take their new names; fields it lacks were added
+        later and take the value that reproduces the run that wrote it (Xavier W_qk and gentle SLNs before
+        lesson 11's fixes)."""
+        d = {RENAMED.get(k, k): v for k, v in d.items()}
+        return cls().replace(**{**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **d})
+
+
+# The fields that shape the networks' parameters, read from the field metadata (``arch(...)`` above).
+ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(Config) if f.metadata["arch"])
+# Old field names in saved configs -> today's names; defaults for fields that older checkpoints lack.
+RENAMED = {"bcr_real": "lambda_real", "bcr_fake": "lambda_fake", "d_norm": "d_spectral_norm"}
+LEGACY_DEFAULTS = {"d_attn_init": "xavier", "g_sln_gain": 0.1}
+
+
+def field_sources() -> dict[str, str]:
+    """``{field: where its default comes from}`` for every config field."""
+    return {f.name: f.metadata["source"] for f in dataclasses.fields(Config)}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -186,8 +220,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         d_num_heads=2,
         batch_size=32,
         steps=2_000,
-        bcr_real=0.0,  # course choice: bCR 10 shrinks D's real/fake logit gap ~100x at this scale (lesson 11)
-        bcr_fake=0.0,
+        lambda_real=0.0,  # course choice: bCR 10 shrinks the real/fake logit gap ~100x here (lesson 11)
+        lambda_fake=0.0,
         ema_decay=0.99,
         log_every=50,
         sample_every=250,
@@ -222,4 +256,4 @@ def get_config(preset: str = "paper-cifar10", **overrides: Any) -> Config:
     return cfg.validate()
 
 
-__all__ = ["AUGMENTATIONS", "Config", "ConfigError", "PRESETS", "get_config"]
+__all__ = ["ARCH_FIELDS", "Config", "ConfigError", "PRESETS", "field_sources", "get_config"]

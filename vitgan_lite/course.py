@@ -1,4 +1,4 @@
-"""Small helpers the notebooks share: environment report, device, seeding, the CI quick switch.
+"""Small helpers the notebooks share: environment report, the device rule, seeding, the CI quick switch.
 
 ``VITGAN_LITE_QUICK=1`` (set by ``make test`` and CI) shrinks the heavy cells of the lessons (training
 runs, image fits, benchmarks) to a few real steps. They still run; their outputs are marked
@@ -13,6 +13,8 @@ import random
 
 import torch
 
+from vitgan_lite.config import ConfigError
+
 ENV_QUICK = "VITGAN_LITE_QUICK"
 
 
@@ -26,15 +28,18 @@ def pick(full, quick):
     return quick if quick_mode() else full
 
 
-def pick_device(prefer: str | None = None) -> torch.device:
-    """``prefer`` if given, else CUDA, then Apple's MPS, then CPU."""
-    if prefer:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The one rule for choosing a device: ``None`` gives CUDA when available, else the CPU; a device that
+    was asked for by name (``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"``) is checked to exist."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available: use --device cpu")
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ConfigError("device 'mps' was asked for but Apple's MPS is not available: use --device cpu")
+    return device
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -50,7 +55,7 @@ def describe_environment() -> None:
 
     import vitgan_lite
 
-    device = pick_device()
+    device = resolve_device()
     name = (
         torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or platform.machine()
     )
@@ -61,4 +66,4 @@ def describe_environment() -> None:
     print(f"device: {device} ({name}); quick mode: {quick_mode()}")
 
 
-__all__ = ["ENV_QUICK", "describe_environment", "pick", "pick_device", "quick_mode", "seed_everything"]
+__all__ = ["ENV_QUICK", "describe_environment", "pick", "quick_mode", "resolve_device", "seed_everything"]

@@ -56,9 +56,23 @@ class ImageSet:
         return self.images.shape[0]
 
 
+CIFAR10_NAMES = ("cifar10", "cifar-10")  # the data set's name and its alias, everywhere in the package
+
+
+def is_cifar10(source: str | os.PathLike | None) -> bool:
+    """True for ``"cifar10"`` / ``"cifar-10"`` (any case), the names of torchvision's CIFAR-10."""
+    return source is not None and str(source).strip().lower() in CIFAR10_NAMES
+
+
 def default_source() -> str:
     """``$VITGAN_LITE_DATA`` when it is set, else ``"cifar10"``."""
     return os.environ.get(ENV_DATA) or "cifar10"
+
+
+def resolve_source(source: str | os.PathLike | None = None) -> str:
+    """What a run reads: ``None`` or a CIFAR-10 name gives :func:`default_source` (a local copy when
+    ``$VITGAN_LITE_DATA`` is set); a folder path stays as it is."""
+    return default_source() if source is None or is_cifar10(source) else str(source)
 
 
 def default_cache_dir() -> Path:
@@ -87,7 +101,7 @@ def load_images(
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
     source = default_source() if source is None else source
-    if str(source).lower() in ("cifar10", "cifar-10"):
+    if is_cifar10(source):
         data = _load_cifar10(split, root, download)
         if image_size != 32:
             data.images = _resize_center_crop(data.images, image_size)
@@ -268,6 +282,7 @@ class DeviceBatches:
 
 
 __all__ = [
+    "CIFAR10_NAMES",
     "DataError",
     "DeviceBatches",
     "ENV_CACHE",
@@ -275,7 +290,9 @@ __all__ = [
     "ImageSet",
     "default_cache_dir",
     "default_source",
+    "is_cifar10",
     "load_images",
+    "resolve_source",
     "to_float",
     "to_uint8",
 ]

@@ -117,7 +117,7 @@ class ViTDiscriminator(nn.Module):
             raise ValueError(f"attn_init must be one of {ATTN_INITS}, got {attn_init!r}")
         self.attn_init = attn_init
         self.image_size, self.channels, self.dim, self.spectral_mode = image_size, channels, dim, norm
-        self.patch_embed = OverlappingPatchEmbed(image_size, patch_size, overlap, in_chans=channels, dim=dim)
+        self.patch_embed = OverlappingPatchEmbed(image_size, patch_size, overlap, channels=channels, dim=dim)
         self.num_patches = self.patch_embed.num_patches  # N
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))  # (1, 1, D), x_cls
         self.cls_pos = nn.Parameter(torch.zeros(1, dim))  # (1, D), the CLS token's own learned position
@@ -143,7 +143,7 @@ class ViTDiscriminator(nn.Module):
             depth=cfg.d_depth,
             num_heads=cfg.d_num_heads,
             mlp_ratio=cfg.d_mlp_ratio,
-            norm=cfg.d_norm,
+            norm=cfg.d_spectral_norm,
             attn_init=cfg.d_attn_init,
         )
 

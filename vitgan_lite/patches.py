@@ -68,25 +68,25 @@ class OverlappingPatchEmbed(nn.Module):
     every side. ``overlap=0`` is the plain ViT patch embedding.
     """
 
-    def __init__(self, image_size: int, patch_size: int, overlap: int, in_chans: int, dim: int) -> None:
+    def __init__(self, image_size: int, patch_size: int, overlap: int, channels: int, dim: int) -> None:
         super().__init__()
         check_divisible(image_size, patch_size)
         if overlap < 0:
             raise ValueError(f"overlap must be >= 0, got {overlap}")
-        self.image_size, self.patch_size, self.overlap, self.in_chans = (
+        self.image_size, self.patch_size, self.overlap, self.channels = (
             image_size,
             patch_size,
             overlap,
-            in_chans,
+            channels,
         )
         self.grid_size = image_size // patch_size
         self.num_patches = self.grid_size**2
         self.proj = nn.Conv2d(
-            in_chans, dim, kernel_size=patch_size + 2 * overlap, stride=patch_size, padding=overlap
+            channels, dim, kernel_size=patch_size + 2 * overlap, stride=patch_size, padding=overlap
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=self.in_chans)
+        check_image_batch(x, channels=self.channels)
         if x.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"expected {self.image_size}x{self.image_size} images, got {tuple(x.shape[-2:])}: "

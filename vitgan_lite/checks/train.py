@@ -1,5 +1,7 @@
 """Checkers for lessons 10 and 12: Exercises 10.1 ``ema_update``, 10.2 ``d_step``, 12.1 ``frechet_distance``.
 
+Exercise 10.2 asks for exactly :func:`vitgan_lite.train.d_step`: the same signature, the same function.
+
 ``ema_update`` and ``d_step`` are taught in ``notebooks/10_training_loop.ipynb`` (the EMA generator every
 sample comes from; the discriminator's update with DiffAugment and bCR), ``frechet_distance`` in
 ``notebooks/12_cifar10_on_a_gpu.ipynb`` (the distance behind FID).
@@ -15,7 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from vitgan_lite.checks._core import checker, expect, expect_close, seeded
+from vitgan_lite.augment import diff_augment
+from vitgan_lite.checks._core import ExerciseFailed, checker, expect, expect_close, fail, seeded
 from vitgan_lite.metrics import frechet_distance as ref_frechet_distance
 from vitgan_lite.train import d_step as ref_d_step
 
@@ -76,7 +79,7 @@ def check_ema_update(ema_update: Callable[[nn.Module, nn.Module, float], None]) 
     moved = any(not torch.equal(p.detach(), start[n]) for n, p in ema_a.named_parameters())
     same = all(torch.equal(a.detach(), b.detach()) for a, b in zip(ema_a.parameters(), ema_b.parameters()))
     if moved and same:
-        raise AssertionError(
+        fail(
             "your EMA never reads the model's parameters: the ema moves, but the same way whatever the "
             "model holds (did you zip ema.parameters() with itself, i.e. iterate over ema.parameters() "
             "twice?). Zip ema.parameters() with model.parameters()"
@@ -111,7 +114,7 @@ def check_ema_update(ema_update: Callable[[nn.Module, nn.Module, float], None]) 
             if decay < 1
         }
         if decay < 1 and not any(changed.values()):
-            raise AssertionError(
+            fail(
                 "your EMA tracks no parameters: not one ema parameter changed. Typical causes: iterating "
                 "over an empty list or an already-used generator (model.parameters() is a one-shot "
                 "generator), iterating over ema.parameters() twice (zip with itself), or rebinding a "
@@ -120,7 +123,7 @@ def check_ema_update(ema_update: Callable[[nn.Module, nn.Module, float], None]) 
             )
         if decay < 1 and not all(changed.values()):
             missed = sorted(n for n, c in changed.items() if not c)
-            raise AssertionError(
+            fail(
                 f"some parameters were never averaged ({', '.join(missed)}): iterate over ALL parameters, "
                 "including those of child modules (model.parameters() is recursive; "
                 "parameters(recurse=False) and module._parameters are not)"
@@ -132,13 +135,13 @@ def check_ema_update(ema_update: Callable[[nn.Module, nn.Module, float], None]) 
                 continue
             swapped = (1 - decay) * before_ema[n] + decay * mp[n].detach()
             if torch.allclose(p.detach(), swapped, atol=1e-6, rtol=1e-5):
-                raise AssertionError(
+                fail(
                     f"with decay={decay} the ema moved almost all the way to the model: decay is applied to "
                     "the wrong side. The EMA keeps `decay` of its OWN value: ema_p = decay * ema_p + "
                     "(1 - decay) * p (so decay=0.999 changes the ema by only 0.1% of the gap per step)"
                 )
             err = (p.detach() - want).abs().max().item()
-            raise AssertionError(
+            fail(
                 f"parameter {n} with decay={decay} is off by {err:.3g}: the rule is "
                 "ema_p = decay * ema_p + (1 - decay) * p, applied once per call"
             )
@@ -147,12 +150,12 @@ def check_ema_update(ema_update: Callable[[nn.Module, nn.Module, float], None]) 
             if torch.equal(b, mb[n]):
                 continue
             if torch.equal(b, before_ema[n]):
-                raise AssertionError(
+                fail(
                     f"buffers not copied: ema buffer {n!r} still holds its old value. Buffers (running "
                     "statistics, ISN's power-iteration u) are not parameters; copy them: "
                     "for b_ema, b in zip(ema.buffers(), model.buffers()): b_ema.copy_(b)"
                 )
-            raise AssertionError(
+            fail(
                 f"ema buffer {n!r} does not equal the model's: buffers are copied as they are, not averaged "
                 "(a power-iteration vector averaged with an old one is no longer a unit singular vector)"
             )
@@ -163,7 +166,7 @@ def check_ema_update(ema_update: Callable[[nn.Module, nn.Module, float], None]) 
         ema_update(ema, model, 0.5)
     except RuntimeError as e:
         if "in-place" in str(e) or "leaf" in str(e):
-            raise AssertionError(
+            raise ExerciseFailed(
                 'updating an ema that requires grad fails ("a leaf Variable that requires grad is being '
                 'used in an in-place operation"): the update runs outside torch.no_grad(). Decorate '
                 "ema_update with @torch.no_grad()"
@@ -194,18 +197,22 @@ def check_ema_update(ema_update: Callable[[nn.Module, nn.Module, float], None]) 
 
 
 # ----------------------------------------------------------------------------------------------------
-# Exercise 10.2: d_step(G, D, reals, opt_d, *, policy, bcr_real, bcr_fake, generator)
+# Exercise 10.2: d_step(G, D, reals, z, augment, opt_d, lambda_real, lambda_fake)
+
+D_STEP_KEYS = ("d_loss", "d_adv", "bcr", "d_real", "d_fake")
 
 
 class _ToyG(nn.Module):
-    """z (B, Z) -> images (B, 3, 8, 8) in [-1, 1]: a stand-in generator, fast and exact on the CPU."""
+    """z (B, Z) -> images (B, 3, 8, 8) in [-1, 1]: a stand-in generator that records the z it is given."""
 
     def __init__(self, latent_dim: int = 6) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.fc = nn.Linear(latent_dim, 3 * 8 * 8)
+        self.seen: list[torch.Tensor] = []
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.seen.append(z)
         return torch.tanh(self.fc(z)).view(-1, 3, 8, 8)  # (B, 3, 8, 8)
 
 
@@ -221,20 +228,21 @@ class _ToyD(nn.Module):
         return self.fc2(torch.tanh(self.fc1(x.flatten(1)))).squeeze(-1)  # (B,)
 
 
-def _d_setup(seed: int, B: int):
+def _run_d_step(fn: Callable[..., dict], seed: int, B: int, policy: str, lam: float):
+    """One step of ``fn`` from a fixed start; returns its output, G and D afterwards, and the z given."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         G, D = _ToyG(), _ToyD()
     reals = torch.rand(B, 3, 8, 8, generator=seeded(100 + seed)) * 2 - 1  # (B, 3, 8, 8) in [-1, 1]
-    return G, D, reals
+    z = torch.randn(B, G.latent_dim, generator=seeded(200 + seed))  # (B, Z): the caller draws z
+    gen = seeded(seed)
 
+    def augment(x: torch.Tensor) -> torch.Tensor:  # T, as the trainer builds it
+        return diff_augment(x, policy, gen)
 
-def _run_d_step(fn: Callable[..., dict], seed: int, B: int, **kw) -> tuple[dict, nn.Module, nn.Module]:
-    """One step of ``fn`` from a fixed start; returns its output, and G and D afterwards."""
-    G, D, reals = _d_setup(seed, B)
     opt = torch.optim.Adam(D.parameters(), lr=1e-2, betas=(0.0, 0.99))
-    out = fn(G, D, reals.clone(), opt, generator=seeded(seed), **kw)
-    return out, G, D
+    out = fn(G, D, reals, z, augment, opt, lam, lam)
+    return out, G, D, z
 
 
 def _same_params(a: nn.Module, b: nn.Module) -> bool:
@@ -243,51 +251,56 @@ def _same_params(a: nn.Module, b: nn.Module) -> bool:
 
 @checker("10.2", "d_step")
 def check_d_step(d_step: Callable[..., dict]) -> None:
-    """Check a learner's ``d_step(G, D, reals, opt_d, *, policy, bcr_real, bcr_fake, generator) -> dict``."""
+    """Check a learner's ``d_step(G, D, reals, z, augment, opt_d, lambda_real, lambda_fake) -> dict``."""
     for seed, (B, policy, lam) in enumerate(
         [(4, "color,translation,cutout", 10.0), (3, "translation", 10.0), (5, "color,cutout", 2.0)]
     ):
-        kw = dict(policy=policy, bcr_real=lam, bcr_fake=lam)
-        out, G, D = _run_d_step(d_step, seed, B, **kw)
+        out, G, D, z = _run_d_step(d_step, seed, B, policy, lam)
         expect(
-            isinstance(out, dict) and "d_loss" in out, "d_step should return a dict with at least 'd_loss'"
+            isinstance(out, dict) and all(k in out for k in D_STEP_KEYS),
+            f"d_step should return a dict with the keys {', '.join(D_STEP_KEYS)}",
         )
         expect(
             all(p.grad is None or not p.grad.abs().any() for p in G.parameters()),
             "a gradient reached G during the D step: make the fakes under torch.no_grad() (or .detach() "
             "them); the D step must not build a graph through the generator",
         )
-        G0, _, _ = _d_setup(seed, B)
+        expect(
+            any(seen.shape == z.shape and torch.equal(seen, z) for seen in G.seen),
+            "G never saw the z you were given: make the fakes with G(z). The caller draws z (so that every "
+            "random number of a run comes from one place); d_step draws no random numbers of its own",
+        )
+        _, G0, _, _ = _run_d_step(lambda *a: {}, seed, B, policy, lam)
         expect(_same_params(G, G0), "the D step changed G's weights: only opt_d steps, and only D's weights")
-        ref_out, _, D_ref = _run_d_step(ref_d_step, seed, B, **kw)
+        ref_out, _, D_ref, _ = _run_d_step(ref_d_step, seed, B, policy, lam)
         if _same_params(D, D_ref):
-            expect_close(
-                torch.as_tensor(out["d_loss"]).detach().float(),
-                ref_out["d_loss"],
-                "D was updated correctly but the returned 'd_loss' differs: return the total "
-                "logistic + bCR loss, detached",
-            )
+            for key in D_STEP_KEYS:
+                expect_close(
+                    torch.as_tensor(out[key]).detach().float(),
+                    ref_out[key],
+                    f"D was updated correctly but the returned {key!r} differs: return the total loss "
+                    "d_adv + bcr as 'd_loss', and the MEAN logits of D(T(x)) and D(T(G(z))) as 'd_real' "
+                    "and 'd_fake', all detached",
+                )
             continue
-        _, _, D_nobcr = _run_d_step(ref_d_step, seed, B, policy=policy, bcr_real=0.0, bcr_fake=0.0)
+        _, _, D_nobcr, _ = _run_d_step(ref_d_step, seed, B, policy, 0.0)
         if _same_params(D, D_nobcr):
-            raise AssertionError(
+            fail(
                 "bCR was computed and then dropped: D was updated with the logistic loss alone. The loss "
                 "you call backward() on must be d_adv + bcr_penalty(real, real_aug, fake, fake_aug, "
-                "bcr_real, bcr_fake)"
+                "lambda_real, lambda_fake)"
             )
-        _, _, D_noaug = _run_d_step(ref_d_step, seed, B, policy="", bcr_real=lam, bcr_fake=lam)
+        _, _, D_noaug, _ = _run_d_step(ref_d_step, seed, B, "", lam)
         if _same_params(D, D_noaug):
-            raise AssertionError(
-                "D never saw augmented images: pass reals AND fakes through "
-                "diff_augment(x, policy, generator) "
-                "and feed the augmented logits to the logistic loss (bCR compares them with the clean ones)"
+            fail(
+                "D never saw augmented images: pass reals AND fakes through augment(...) and feed the "
+                "augmented logits to the logistic loss (bCR compares them with the clean ones)"
             )
-        raise AssertionError(
+        fail(
             f"after one step (batch {B}, policy {policy!r}) D's weights differ from the reference. Check the "
-            "order of the random draws (z first with torch.randn(B, G.latent_dim, generator=generator), "
-            "then diff_augment of the reals, then of the fakes, all with `generator`), that the logistic "
-            "loss uses D(T(x)) and D(T(G(z))), and that bCR pairs D(x) with D(T(x)) and D(G(z)) with "
-            "D(T(G(z)))"
+            "order of the random draws (augment the reals first, then the fakes: each call of augment draws "
+            "new random numbers), that the logistic loss uses D(T(x)) and D(T(G(z))), and that bCR pairs "
+            "D(x) with D(T(x)) and D(G(z)) with D(T(G(z)))"
         )
 
 
@@ -375,10 +388,8 @@ def check_frechet_distance(frechet_distance: Callable[..., float]) -> None:
     if abs(known - 4.0) > 1e-6:
         for name in ("no factor 2", "norm", "plus sign"):
             if abs(known - _fd_variants(zeros, eye, ones, 4 * eye)[name]) < 1e-6:
-                raise AssertionError(
-                    f"N(0, I) vs N(1, 4I) in 2-D gave {known:.4f}, not 4.0: {_FD_MISTAKES[name]}"
-                )
-        raise AssertionError(
+                fail(f"N(0, I) vs N(1, 4I) in 2-D gave {known:.4f}, not 4.0: {_FD_MISTAKES[name]}")
+        fail(
             f"N(0, I) vs N(1, 4I) in 2-D should give 4.0 (mean term 2 + covariance term 10 - 2*4 = 2), got "
             f"{known:.4f}"
         )
@@ -398,8 +409,8 @@ def check_frechet_distance(frechet_distance: Callable[..., float]) -> None:
             continue
         for name, value in _fd_variants(mu1, s1, mu2, s2).items():
             if abs(got - value) <= 1e-6 + 1e-5 * abs(value) and abs(value - want) > 1e-6:
-                raise AssertionError(f"in {d}-D with correlated covariances: {_FD_MISTAKES[name]}")
-        raise AssertionError(
+                fail(f"in {d}-D with correlated covariances: {_FD_MISTAKES[name]}")
+        fail(
             f"in {d}-D with correlated covariances you gave {got:.6f}, the reference {want:.6f}: FID = "
             "||mu1 - mu2||^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr((sigma1 sigma2)^(1/2))"
         )

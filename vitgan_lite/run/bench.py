@@ -1,10 +1,12 @@
-"""Benchmark: how fast one ViTGAN training iteration runs, and how much the fast path buys (lesson 12).
+"""Benchmark: how fast one ViTGAN training iteration runs, and how much the fast path buys (run layer).
 
 Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``; run it as ``python -m vitgan_lite bench``.
 
-One iteration is what :class:`vitgan_lite.train.Trainer` does per step (Lee et al., ICLR 2022, Sec. 4):
-a D step (logistic loss on DiffAugment views + bCR), a G step (non-saturating loss) and an EMA update.
-For each preset this module measures, in one process and one run:
+One iteration is what the trainer does per step, :meth:`vitgan_lite.run.trainer.Parts.iteration` (Lee et
+al., ICLR 2022, Sec. 4): a D step (logistic loss on DiffAugment views + bCR), a G step (non-saturating
+loss) and an EMA update.
+The benchmark builds the trainer's own parts (:func:`~vitgan_lite.run.trainer.build_parts`) and swaps only
+the pieces it compares. For each preset it measures, in one process and one run:
 
 - images/s of the full iteration, of G's forward (no grad) and of D's forward + backward;
 - the iteration's FLOPs (``torch.utils.flop_counter.FlopCounterMode``) per second, divided by the
@@ -23,6 +25,7 @@ on the pixels). Shape legend: ``B`` batch, ``C`` channels, ``H, W`` pixels, ``Z`
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import resource
 import statistics
@@ -38,15 +41,13 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from vitgan_lite.attention import L2MultiHeadAttention, MultiHeadAttention
-from vitgan_lite.augment import diff_augment
 from vitgan_lite.config import Config, get_config
-from vitgan_lite.data import DeviceBatches
-from vitgan_lite.discriminator import ViTDiscriminator
-from vitgan_lite.generator import ViTGenerator
+from vitgan_lite.course import resolve_device
 from vitgan_lite.inr import ModulatedLinear, modulated_linear_explicit
 from vitgan_lite.losses import bcr_penalty, d_logistic_loss
 from vitgan_lite.modulation import scaled_leaky_relu
-from vitgan_lite.train import _sample_z, adam_param_groups, d_step, ema_update, g_step, resolve_device
+from vitgan_lite.run.trainer import Parts, amp_dtype, build_networks, build_parts
+from vitgan_lite.train import Augment
 
 DEFAULT_PRESETS = ("tiny-cpu", "seed-report-cifar10")
 CPU_ITERS = {"tiny-cpu": 3, "seed-report-cifar10": 1, "paper-cifar10": 1}  # timed iterations per round
@@ -97,113 +98,51 @@ def naive_d_step(
     G: nn.Module,
     D: nn.Module,
     reals: torch.Tensor,
+    z: torch.Tensor,
+    augment: Augment,
     opt_d: torch.optim.Optimizer,
-    *,
-    policy: str = "color,translation,cutout",
-    bcr_real: float = 10.0,
-    bcr_fake: float = 10.0,
-    generator: torch.Generator | None = None,
+    lambda_real: float = 10.0,
+    lambda_fake: float = 10.0,
 ) -> dict[str, torch.Tensor]:
     """:func:`vitgan_lite.train.d_step` written the straightforward way: four separate D passes.
 
-    The random draws (z, then T(x), then T(G(z))) come in the same order as in ``d_step``, so the same
-    ``generator`` state gives the same losses. ``parametrize.cached()`` computes each spectrally
-    normalized weight once for the four passes, so ISN's power iteration advances once per D step, as in
-    the batched forward (without it, it would advance four times and the two variants would drift apart).
+    Same signature, same random draws in the same order, so the same ``augment`` state gives the same
+    losses. ``parametrize.cached()`` computes each spectrally normalized weight once for the four passes,
+    so ISN's power iteration advances once per D step, as in the batched forward (without it, it would
+    advance four times and the two variants would drift apart).
     """
-    B = reals.shape[0]
     with torch.no_grad():
-        fakes = G(_sample_z(B, G.latent_dim, reals.device, generator))  # (B, C, H, W)
-    reals_aug = diff_augment(reals, policy, generator)  # (B, C, H, W), T(x)
-    fakes_aug = diff_augment(fakes, policy, generator)  # (B, C, H, W), T(G(z))
+        fakes = G(z)  # (B, C, H, W)
+    reals_aug, fakes_aug = augment(reals), augment(fakes)  # (B, C, H, W) each: T(x), T(G(z))
     with parametrize.cached():
         real_aug, fake_aug = D(reals_aug), D(fakes_aug)  # (B,), (B,)
         real, fake = D(reals), D(fakes)  # (B,), (B,)
     d_adv = d_logistic_loss(real_aug, fake_aug)  # ()
-    bcr = bcr_penalty(real, real_aug, fake, fake_aug, bcr_real, bcr_fake)  # ()
+    bcr = bcr_penalty(real, real_aug, fake, fake_aug, lambda_real, lambda_fake)  # ()
     d_loss = d_adv + bcr
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
-    grad_norm = _grad_norm_loop(D)
     opt_d.step()
-    return {"d_loss": d_loss.detach(), "d_adv": d_adv.detach(), "bcr": bcr.detach(), "d_grad_norm": grad_norm}
+    return {
+        "d_loss": d_loss.detach(),
+        "d_adv": d_adv.detach(),
+        "bcr": bcr.detach(),
+        "d_real": real_aug.detach().mean(),
+        "d_fake": fake_aug.detach().mean(),
+    }
 
 
-# ----------------------------------------------------------------------------------------------------
-# One training state, fast or naive
-
-
-class BenchRun:
-    """G, D, G_ema, optimizers and RNG of one variant; ``iteration()`` is one training step.
-
-    Args:
-        cfg: the preset's config (its seed builds the networks, as ``Trainer`` does).
-        images: uint8 ``(N, C, H, W)`` images, moved to ``device`` once.
-        device: where everything runs.
-        naive: the straightforward variant (see :func:`make_naive`, :func:`naive_d_step`).
-        amp_dtype: autocast dtype for the fast variant (bf16 on CUDA), None for float32.
-        compile: ``torch.compile`` G and D (fast variant, CUDA only).
-        models: ``(G, D)`` to start from (deep-copied), so two variants share the same weights.
-    """
-
-    def __init__(
-        self,
-        cfg: Config,
-        images: torch.Tensor,
-        device: torch.device,
-        *,
-        naive: bool = False,
-        amp_dtype: torch.dtype | None = None,
-        compile: bool = False,
-        models: tuple[nn.Module, nn.Module] | None = None,
-    ) -> None:
-        self.cfg, self.device, self.naive = cfg, device, naive
-        if models is None:
-            models = build_models(cfg, device)
-        G, D = models
-        self.G, self.D = (make_naive(G), make_naive(D)) if naive else (copy.deepcopy(G), copy.deepcopy(D))
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        if naive:
-            opt_kw: dict[str, Any] = {"foreach": False}  # one parameter at a time
-        else:
-            opt_kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
-        betas = (cfg.beta1, cfg.beta2)
-        groups_g = adam_param_groups(self.G, cfg.lr_g, cfg.equalized_lr)  # as Trainer
-        groups_d = adam_param_groups(self.D, cfg.lr_d, cfg.equalized_lr)
-        self.opt_g = torch.optim.Adam(groups_g, lr=cfg.lr_g, betas=betas, **opt_kw)
-        self.opt_d = torch.optim.Adam(groups_d, lr=cfg.lr_d, betas=betas, **opt_kw)
-        self.z_gen = torch.Generator().manual_seed(cfg.seed + 2)  # as Trainer: z and DiffAugment draws
-        data_gen = torch.Generator().manual_seed(cfg.seed + 1)
-        self.batches = DeviceBatches(images, cfg.batch_size, device, generator=data_gen)
-        self.amp_dtype = None if naive else amp_dtype
-        self.G_fwd, self.D_fwd = self.G, self.D
-        if compile and not naive and device.type == "cuda":
-            self.G_fwd, self.D_fwd = torch.compile(self.G), torch.compile(self.D)
-
-    def iteration(self) -> dict[str, torch.Tensor]:
-        """One D step, one G step, one EMA update; returns the detached losses (no host sync)."""
-        cfg = self.cfg
-        reals = next(self.batches)  # (B, C, H, W) in [-1, 1]
-        kw: dict[str, Any] = dict(policy=cfg.diffaug_policy, generator=self.z_gen)
-        bcr = dict(bcr_real=cfg.bcr_real, bcr_fake=cfg.bcr_fake)
-        if self.naive:
-            d_out = naive_d_step(self.G, self.D, reals, self.opt_d, **bcr, **kw)
-            g_out = g_step(self.G, self.D, self.opt_g, cfg.batch_size, **kw)
-        else:
-            kw["amp_dtype"] = self.amp_dtype
-            d_out = d_step(self.G_fwd, self.D_fwd, reals, self.opt_d, **bcr, **kw)
-            g_out = g_step(self.G_fwd, self.D_fwd, self.opt_g, cfg.batch_size, **kw)
-        ema_update(self.G_ema, self.G, cfg.ema_decay)
-        return {**d_out, **g_out}
-
-
-def build_models(cfg: Config, device: torch.device) -> tuple[ViTGenerator, ViTDiscriminator]:
-    """G and D from ``cfg.seed`` without touching the global RNG, as ``Trainer`` builds them."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        G = ViTGenerator.from_config(cfg).to(device)
-        D = ViTDiscriminator.from_config(cfg).to(device)
-    return G, D
+def naive_parts(
+    cfg: Config, device: torch.device, images: torch.Tensor, models: tuple[nn.Module, nn.Module]
+) -> Parts:
+    """The trainer's parts with the straightforward pieces swapped in: :func:`make_naive` networks,
+    :func:`naive_d_step`, a per-parameter Adam and gradient norm, float32, no compilation."""
+    G, D = models
+    parts = build_parts(
+        cfg.replace(compile=False), device, images, models=(make_naive(G), make_naive(D)),
+        adam_options={"foreach": False}, mixed_precision=False,
+    )  # fmt: skip
+    return dataclasses.replace(parts, d_step=naive_d_step, grad_norm=_grad_norm_loop)
 
 
 def random_images(cfg: Config, n: int = NUM_IMAGES, seed: int = 0) -> torch.Tensor:
@@ -340,8 +279,9 @@ def bench_preset(
             notes.append(f"{iters} iteration(s) per round on CPU")
     if iters < 1 or warmup < 0 or rounds < 1:
         raise ValueError(f"iters and rounds must be >= 1 and warmup >= 0, got {iters}, {rounds}, {warmup}")
-    amp_dtype = torch.bfloat16 if dev.type == "cuda" and cfg.amp in ("auto", "bf16") else None
-    dtype = amp_dtype or torch.float32
+    cfg = cfg.replace(compile=compile)
+    mixed = amp_dtype(cfg, dev)  # bf16 on CUDA, as the trainer
+    dtype = mixed or torch.float32
     B = cfg.batch_size
 
     if dev.type == "cuda":
@@ -353,9 +293,9 @@ def bench_preset(
             "CPU peak-RSS growth (ru_maxrss; 0 if an earlier preset peaked higher)",
         )
     images = random_images(cfg)
-    models = build_models(cfg, dev)
-    fast = BenchRun(cfg, images, dev, amp_dtype=amp_dtype, compile=compile, models=models)
-    slow = BenchRun(cfg, images, dev, naive=True, models=models) if naive else None
+    models = build_networks(cfg, dev)  # both variants start from the same weights
+    fast = build_parts(cfg, dev, images, models=models)  # exactly the trainer's
+    slow = naive_parts(cfg, dev, images, models) if naive else None
     del models
 
     for _ in range(warmup):
@@ -374,13 +314,11 @@ def bench_preset(
     x = next(fast.batches)  # (B, C, H, W)
 
     def g_forward() -> None:
-        with torch.no_grad(), _autocast(dev, amp_dtype):
-            fast.G_fwd(z)
+        with torch.no_grad():
+            fast.G_fwd(z)  # under the run's precision, as in training
 
     def d_forward_backward() -> None:
-        with _autocast(dev, amp_dtype):
-            logits = fast.D_fwd(x)  # (B,)
-        logits.float().sum().backward()
+        fast.D_fwd(x).sum().backward()  # logits (B,)
 
     g_forward()
     d_forward_backward()
@@ -392,7 +330,7 @@ def bench_preset(
         peak = torch.cuda.max_memory_allocated(dev) / 2**20
     else:
         peak = max(0.0, _peak_rss_mb() - mem0)
-    if amp_dtype is not None:
+    if mixed is not None:
         notes.append("bf16 autocast")
     if compile and dev.type == "cuda":
         notes.append("torch.compile")
@@ -411,12 +349,6 @@ def bench_preset(
         matmul_flops_per_s=matmul_flops_per_s(dev, dtype),
         notes=notes,
     )
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    import contextlib
-
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def format_table(results: Sequence[BenchResult]) -> str:
@@ -471,14 +403,13 @@ def run_bench(
 
 __all__ = [
     "BenchResult",
-    "BenchRun",
     "bench_preset",
-    "build_models",
     "count_flops",
     "format_table",
     "make_naive",
     "matmul_flops_per_s",
     "naive_d_step",
+    "naive_parts",
     "random_images",
     "run_bench",
 ]

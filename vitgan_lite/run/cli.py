@@ -1,6 +1,6 @@
-"""Command line: ``python -m vitgan_lite train | sample | evaluate | bench`` (lesson 12).
+"""Command line: ``python -m vitgan_lite train | sample | evaluate | bench`` (run layer, lesson 12).
 
-Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``; it drives :class:`vitgan_lite.train.Trainer`.
+Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``; it drives :class:`vitgan_lite.run.trainer.Trainer`.
 
     python -m vitgan_lite train --preset tiny-cpu --out runs/tiny [--data cifar10|PATH] [--steps N]
                                 [--resume] [--device cpu|cuda] [--set field=value ...] [--batch-size 64]
@@ -98,7 +98,7 @@ def _add_train(sub: Any) -> None:
 
 def _train_config(args: argparse.Namespace) -> Config:
     """The preset with the overrides; with ``--resume`` and no ``--preset``, the checkpoint's own config."""
-    from vitgan_lite.train import latest_checkpoint, load_checkpoint
+    from vitgan_lite.run.checkpoints import latest_checkpoint, load_checkpoint
 
     overrides = _overrides(args)
     newest = latest_checkpoint(args.out) if args.resume else None
@@ -109,25 +109,18 @@ def _train_config(args: argparse.Namespace) -> Config:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from vitgan_lite.train import (
-        CheckpointError,
-        Trainer,
-        architecture_mismatch,
-        latest_checkpoint,
-        load_checkpoint,
-    )
+    from vitgan_lite.run.checkpoints import latest_checkpoint, load_checkpoint, require_same_architecture
+    from vitgan_lite.run.trainer import Trainer
 
     cfg = _train_config(args)  # refuse a bad config before any work
     newest = latest_checkpoint(args.out) if args.resume else None
     if newest is not None:  # refuse another architecture before loading any data
-        diff = architecture_mismatch(load_checkpoint(newest)["config"], cfg)
-        if diff:
-            raise CheckpointError(
-                f"{newest} has another architecture ({'; '.join(diff)}; checkpoint vs command line): "
-                "resume with the same settings (or without --preset to reuse the checkpoint's), "
-                "or train into a new --out folder"
-            )
-    from vitgan_lite.distributed import from_env, shutdown
+        fix = (
+            "resume with the same settings (or without --preset to reuse the checkpoint's), "
+            "or train into a new --out folder"
+        )
+        require_same_architecture(load_checkpoint(newest)["config"], cfg, newest, fix)
+    from vitgan_lite.run.distributed import from_env, shutdown
 
     dist = from_env(args.device)  # under torchrun: join the process group (DDP); else None
     try:
@@ -165,7 +158,8 @@ def _run_sample(args: argparse.Namespace) -> int:
     import torch
     from torchvision.utils import save_image
 
-    from vitgan_lite.train import generator_from_checkpoint, resolve_device
+    from vitgan_lite.course import resolve_device
+    from vitgan_lite.run.checkpoints import generator_from_checkpoint
 
     if args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}")
@@ -197,16 +191,17 @@ def _add_evaluate(sub: Any) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from vitgan_lite.data import default_source
-    from vitgan_lite.metrics import MetricsUnavailable, compute_fid_is
-    from vitgan_lite.train import generator_from_checkpoint, resolve_device
+    from vitgan_lite.course import resolve_device
+    from vitgan_lite.metrics import MetricsUnavailable
+    from vitgan_lite.run.checkpoints import generator_from_checkpoint
+    from vitgan_lite.run.fidelity import compute_fid_is, fid_reference
+    from vitgan_lite.run.trainer import rng_stream
 
     device = resolve_device(args.device)
     G, cfg = generator_from_checkpoint(args.ckpt, device)
     n = args.num_samples if args.num_samples is not None else cfg.fid_num_samples
-    source = cfg.data if cfg.data not in ("cifar10", "cifar-10") else default_source()
-    reference = args.reference or ("cifar10-train" if source in ("cifar10", "cifar-10") else source)
-    gen = torch.Generator().manual_seed(cfg.seed + 4)
+    reference = args.reference or fid_reference(cfg.data)
+    gen = rng_stream(cfg.seed, "fid")  # the trainer's FID stream: the same samples as its own evaluation
 
     @torch.no_grad()
     def generator_fn(m: int) -> torch.Tensor:
@@ -225,7 +220,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: Any) -> None:
-    p = sub.add_parser("bench", help="time a training iteration, fast vs straightforward (vitgan_lite.bench)")
+    p = sub.add_parser("bench", help="time a training iteration, fast vs straightforward")
     presets = ", ".join(PRESETS)
     p.add_argument("--presets", default="tiny-cpu,seed-report-cifar10", help=f"comma-separated: {presets}")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
@@ -237,7 +232,7 @@ def _add_bench(sub: Any) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from vitgan_lite.bench import run_bench
+    from vitgan_lite.run.bench import run_bench
 
     presets = [name.strip() for name in args.presets.split(",") if name.strip()]
     unknown = [name for name in presets if name not in PRESETS]
@@ -256,8 +251,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 # ---- the command table ----------------------------------------------------------------------------
 
-# One (add_parser, ...) function per subcommand. To add `bench`, write `_add_bench(sub)` that calls
-# `sub.add_parser("bench", ...)` and `p.set_defaults(run=_run_bench)`, then list it here.
+# One function per subcommand: it adds the subparser and sets ``run`` to the function that carries it out.
 COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_sample, _add_evaluate, _add_bench]
 
 
@@ -274,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 metrics unavailable, 2 a usage mistake)."""
     from vitgan_lite.data import DataError
-    from vitgan_lite.train import CheckpointError, TrainingDiverged
+    from vitgan_lite.run.checkpoints import CheckpointError
+    from vitgan_lite.run.trainer import TrainingDiverged
 
     try:
         args = build_parser().parse_args(argv)

@@ -1,4 +1,4 @@
-"""Data-parallel training over several processes with ``torch.distributed`` (lesson 12).
+"""Data-parallel training over several processes with ``torch.distributed`` (run layer, lesson 12).
 
 Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``. Launch with torchrun; one process per GPU (or, for a
 test, per CPU process with the gloo backend):
@@ -35,6 +35,7 @@ import torch
 import torch.distributed as dist
 
 from vitgan_lite.augment import diff_augment
+from vitgan_lite.course import resolve_device
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class DistContext:
 
     @property
     def shard(self) -> tuple[int, int]:
-        """``(rank, world_size)``, the argument of ``d_step`` / ``g_step``'s ``shard``."""
+        """``(rank, world_size)``: which rows of the global draws are this rank's (:func:`shard_rows`)."""
         return self.rank, self.world_size
 
     def mean(self, t: torch.Tensor) -> torch.Tensor:
@@ -82,12 +83,8 @@ def from_env(device: str | torch.device | None = None) -> DistContext | None:
     if world <= 1:
         return None
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    kind = (
-        torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    kind = resolve_device(device).type  # refuses 'cuda' without a GPU
     if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is available: use --device cpu")
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)
     else:
