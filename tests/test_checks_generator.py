@@ -3,33 +3,33 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_not_implemented, assert_rejects, exercise, solution
+from helpers import assert_checker_contract, assert_rejects
 from torch import nn
 
-from vitgan_lite import generator, patches
-from vitgan_lite.checks import check_assemble_patches, check_generator_block
+from vitgan_lite import generator
+from vitgan_lite.checks import check_generator_block, check_generator_forward
+from vitgan_lite.patches import unpatchify
 
 LESSON = "08_vit_generator"
 Ref = generator.GeneratorBlock
 
 
-def test_reference_and_solution_pass(capsys):
-    assert check_generator_block(Ref) and check_assemble_patches(patches.unpatchify)
-    sol = solution(LESSON)
-    assert check_generator_block(sol["GeneratorBlock"]) and check_assemble_patches(sol["assemble_patches"])
-    assert "all checks passed" in capsys.readouterr().out
-
-
-def test_stubs_are_not_implemented_yet():
-    ex = exercise(LESSON)
-    assert_not_implemented(check_generator_block, ex["GeneratorBlock"])
-    assert_not_implemented(check_assemble_patches, ex["assemble_patches"])
+def test_checkers_pass_the_reference_and_the_solution_and_meet_the_stubs(capsys):
+    assert_checker_contract(
+        LESSON,
+        {
+            "GeneratorBlock": (check_generator_block, Ref),
+            "Generator": (check_generator_forward, generator.ViTGenerator),
+        },
+        capsys,
+    )
 
 
 def test_checkers_leave_the_global_rng_alone():
     torch.manual_seed(123)
     before = torch.get_rng_state()
     check_generator_block(Ref)
+    check_generator_forward(generator.ViTGenerator)
     assert torch.equal(torch.get_rng_state(), before)
 
 
@@ -157,36 +157,241 @@ def test_block_value_by_hand():
     torch.testing.assert_close(block(h, w), by_hand, atol=1e-5, rtol=1e-4)
 
 
-# ---- wrong assemble_patches ---------------------------------------------------------------------------
+# ---- Exercise 8.2: wrong generator forwards --------------------------------------------------------
 
 
-def _assemble_with(perm, channels_last=False):
-    def f(p, P, S, C):
-        B, G = p.shape[0], S // P
-        if channels_last:
-            return p.reshape(B, G, G, P, P, C).permute(0, 5, 1, 3, 2, 4).reshape(B, C, S, S)
-        return p.reshape(B, G, G, C, P, P).permute(*perm).reshape(B, C, S, S)
+class Steps(generator.ViTGenerator):
+    """The reference forward, one method per step: each wrong generator below changes one step."""
 
-    return f
+    def forward(self, z):
+        w = self.map(z)  # (B, S)
+        h = self.first_tokens(z, w)  # (B, N, D)
+        h = self.run_blocks(h, self.style(z, w))
+        y = self.final(h, w)  # (B, N, D)
+        patches = self.decode(y, w)  # (B, N, C*P*P)
+        return self.squash(self.assemble(patches))  # (B, C, H, W)
+
+    def map(self, z):
+        return self.mapping(z)
+
+    def style(self, z, w):
+        return w
+
+    def first_tokens(self, z, w):
+        return self.pos_embed().unsqueeze(0).expand(z.shape[0], -1, -1)
+
+    def run_blocks(self, h, w):
+        for block in self.blocks:
+            h = block(h, w)
+        return h
+
+    def final(self, h, w):
+        return self.norm(h, w)
+
+    def decode(self, y, w):
+        return self.decoder(y)
+
+    def assemble(self, patches):
+        return unpatchify(patches, self.patch_size, self.image_size, self.channels)
+
+    def squash(self, x):
+        return torch.tanh(x)
+
+
+def test_the_step_by_step_generator_passes():
+    assert check_generator_forward(Steps)
+
+
+class ZToSLNs(Steps):
+    def style(self, z, w):
+        return z
+
+
+class BatchMeanStyle(Steps):
+    def style(self, z, w):
+        return w.mean(0, keepdim=True).expand_as(w)
+
+
+class ZeroTokens(Steps):
+    def first_tokens(self, z, w):
+        return torch.zeros(z.shape[0], self.num_patches, self.dim)
+
+
+class StyleTokens(Steps):
+    """A TransGAN-like start, w copied to every token, and no E_pos (runs where S = D)."""
+
+    def first_tokens(self, z, w):
+        return w.unsqueeze(1).expand(-1, self.num_patches, -1)
+
+
+class StyleAddedToTokens(Steps):
+    def first_tokens(self, z, w):
+        return self.pos_embed() + w.unsqueeze(1)
+
+
+class PosNotBroadcast(Steps):
+    def first_tokens(self, z, w):
+        return self.pos_embed().unsqueeze(0)
+
+
+class PosUnbatched(Steps):
+    def first_tokens(self, z, w):
+        return self.pos_embed()
+
+
+class BlocksNotChained(Steps):
+    def run_blocks(self, h, w):
+        for block in self.blocks:
+            out = block(h, w)
+        return out
+
+
+class LastBlockOnly(Steps):
+    def run_blocks(self, h, w):
+        return self.blocks[-1](h, w)
+
+
+class BlockTwice(Steps):
+    def run_blocks(self, h, w):
+        return super().run_blocks(self.blocks[0](h, w), w)
+
+
+class FirstBlockOnly(Steps):
+    def run_blocks(self, h, w):
+        return self.blocks[0](h, w)
+
+
+class FinalSLNSkipped(Steps):
+    def final(self, h, w):
+        return h
+
+
+class FinalSLNDiscarded(Steps):
+    def final(self, h, w):
+        self.norm(h, w)
+        return h
+
+
+class DecoderGetsW(Steps):
+    def decode(self, y, w):
+        return self.decoder(w.unsqueeze(1).expand(-1, self.num_patches, -1))
+
+
+class DecoderGetsFlatW(Steps):
+    def decode(self, y, w):
+        return self.decoder(w)
+
+
+def _assemble(permutation, channels_last=False):
+    class Assemble(Steps):
+        def assemble(self, p):
+            B, C, S, P = p.shape[0], self.channels, self.image_size, self.patch_size
+            G = S // P
+            x = p.reshape(B, G, G, P, P, C) if channels_last else p.reshape(B, G, G, C, P, P)
+            return x.permute(*permutation).reshape(B, C, S, S)
+
+    return Assemble
+
+
+class PlainReshape(Steps):
+    def assemble(self, p):
+        return p.reshape(p.shape[0], self.channels, self.image_size, self.image_size)
+
+
+class ImageTransposed(Steps):
+    def assemble(self, p):
+        return super().assemble(p).transpose(-2, -1)
+
+
+class ImageFlipped(Steps):
+    def assemble(self, p):
+        return super().assemble(p).flip(-1)
+
+
+class NoTanh(Steps):
+    def squash(self, x):
+        return x
+
+
+class Clamp(Steps):
+    def squash(self, x):
+        return x.clamp(-1, 1)
+
+
+class Sigmoid(Steps):
+    def squash(self, x):
+        return torch.sigmoid(x)
+
+
+class TanhTwice(Steps):
+    def squash(self, x):
+        return torch.tanh(torch.tanh(x))
+
+
+class TransposedGridNoTanh(_assemble((0, 3, 2, 4, 1, 5))):
+    def squash(self, x):
+        return x
+
+
+class BlockForward(Steps):
+    """Calls block.forward, which the checker's hooks cannot see."""
+
+    def run_blocks(self, h, w):
+        for block in self.blocks:
+            h = block.forward(h, w)
+        return h
+
+
+class DetachedW(Steps):
+    def map(self, z):
+        return self.mapping(z).detach()
+
+
+class ReturnsW(generator.ViTGenerator):
+    def forward(self, z):
+        w = self.mapping(z)
+        return self.synthesize(w), w
+
+
+class ExtraModule(Steps):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.out = nn.Conv2d(self.channels, self.channels, 1)
 
 
 @pytest.mark.parametrize(
     "wrong,match",
     [
-        (lambda p, P, S, C: p.reshape(p.shape[0], C, S, S), r"own index.*plain reshape.*strips"),
-        (_assemble_with((0, 3, 2, 4, 1, 5)), r"own index.*grid is transposed"),
-        (_assemble_with((), channels_last=True), r"channels-last.*\(C, P, P\)"),
-        (_assemble_with((0, 3, 1, 5, 2, 4)), r"pixels are transposed"),
-        (lambda p, P, S, C: patches.unpatchify(p, P, S, C) * 1.5, r"own index"),
-        (lambda p, P, S, C: torch.zeros(p.shape[0], C, S, S + 1), r"should have shape"),
+        (ZToSLNs, r"self\.blocks\[0\] gets z instead of w.*w = self\.mapping\(z\)"),
+        (BatchMeanStyle, r"self\.blocks\[0\] gets a style that is not w = self\.mapping\(z\)"),
+        (ZeroTokens, r"h_0 is not the position embedding: E_pos is not used.*pos_embed\(\)"),
+        (StyleTokens, r"E_pos is not used.*not zeros, noise or w"),
+        (StyleAddedToTokens, r"E_pos plus something that changes from image to image.*h_0 = E_pos alone"),
+        (PosNotBroadcast, r"batch size 1 for a batch of 3 images: E_pos is not broadcast.*expand\(B, -1"),
+        (PosUnbatched, r"\(N, D\), without a batch dimension.*expand\(B, -1, -1\)"),
+        (BlocksNotChained, r"self\.blocks\[1\] gets h_0 instead of the previous block's output.*h = block"),
+        (LastBlockOnly, r"self\.blocks\[1\] runs before self\.blocks\[0\].*once, in order"),
+        (BlockTwice, r"self\.blocks\[0\] runs a second time.*once, in order"),
+        (FirstBlockOnly, r"only 1 of the 2 blocks ran before the final SLN"),
+        (FinalSLNSkipped, r"decoder gets h_L.*final SLN is skipped.*y = self\.norm\(h, w\)"),
+        (FinalSLNDiscarded, r"final SLN is skipped"),
+        (DecoderGetsW, r"decoder is modulated by w instead of the token outputs y.*self\.decoder\(y\)"),
+        (DecoderGetsFlatW, r"decoder is modulated by w instead of the token outputs y"),
+        (_assemble((0, 3, 2, 4, 1, 5)), r"assembled in the wrong order: the token grid is transposed"),
+        (_assemble((0, 5, 1, 3, 2, 4), channels_last=True), r"channels-last.*\(C, P, P\).*unpatchify"),
+        (PlainReshape, r"plain reshape.*strips.*unpatchify"),
+        (ImageTransposed, r"image is transposed.*unpatchify"),
+        (ImageFlipped, r"right pixel values, but in the wrong places.*unpatchify"),
+        (NoTanh, r"not squashed into \[-1, 1\].*torch\.tanh"),
+        (Clamp, r"clamped.*zero gradient.*torch\.tanh"),
+        (Sigmoid, r"\[0, 1\] \(a sigmoid.*real images are in \[-1, 1\].*torch\.tanh"),
+        (TanhTwice, r"tanh is applied twice"),
+        (TransposedGridNoTanh, r"token grid is transposed.*; and the pixels are not squashed"),
+        (BlockForward, r"no block of self\.blocks ran before the final SLN.*block\.forward"),
+        (DetachedW, r"no gradient reaches 'mapping\..*detach"),
+        (ReturnsW, r"returns a tuple"),
+        (ExtraModule, r"does not have the reference's sub-modules.*subclass"),
     ],
 )
-def test_assemble_mistakes_are_named(wrong, match):
-    assert_rejects(check_assemble_patches, wrong, match)
-
-
-def test_index_fill_shows_the_blocks():
-    """What the checker's index test expects, by hand: 8x8 image, P = 4, tokens 0 1 / 2 3."""
-    p = torch.arange(4.0).view(1, 4, 1).expand(1, 4, 16)
-    img = patches.unpatchify(p, 4, 8, 1)[0, 0]
-    assert img[0, 0] == 0 and img[0, 7] == 1 and img[7, 0] == 2 and img[7, 7] == 3 and img[3, 4] == 1
+def test_forward_mistakes_are_named(wrong, match):
+    assert_rejects(check_generator_forward, wrong, match)
