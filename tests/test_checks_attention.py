@@ -17,7 +17,7 @@ def test_checker_contract(capsys):
         LESSON,
         {
             "l2_attention_logits": (check_l2_attention_logits, attention.l2_attention_logits),
-            "L2Attention": (check_l2_attention, attention.L2MultiHeadAttention),
+            "L2MultiHeadAttention": (check_l2_attention, attention.L2MultiHeadAttention),
         },
         capsys,
     )

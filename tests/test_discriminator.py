@@ -45,7 +45,7 @@ def test_non_default_sizes() -> None:
 
 @pytest.mark.parametrize("norm", ["isn", "sn", "none"])
 def test_every_parameter_gets_a_gradient(norm: str) -> None:
-    d = _tiny(norm=norm)
+    d = _tiny(spectral_norm=norm)
     (d(_images(3)) * torch.tensor([1.0, -2.0, 0.5])).sum().backward()
     # L2 attention ties W_q = W_k: the shared qk bias cancels in every q_i - k_j, so its true gradient is zero
     # (only float32 rounding, ~1e-7, reaches it).
@@ -122,7 +122,7 @@ def test_input_changes_reach_the_logit() -> None:
 
 # ----------------------------------------------------------------------------- the head
 def test_no_nonlinearity_after_the_head_none() -> None:
-    d = _tiny(norm="none").eval()
+    d = _tiny(spectral_norm="none").eval()
     x = _images(4)
     with torch.no_grad():
         d.head.bias.zero_()
@@ -135,7 +135,7 @@ def test_no_nonlinearity_after_the_head_none() -> None:
 
 def test_no_nonlinearity_after_the_head_isn() -> None:
     # Under ISN the effective head weight is sigma_init * W / sigma(W): scale it through sigma_init.
-    d = _tiny(norm="isn").eval()
+    d = _tiny(spectral_norm="isn").eval()
     x = _images(4)
     with torch.no_grad():
         d.head.bias.zero_()
@@ -148,7 +148,7 @@ def test_no_nonlinearity_after_the_head_isn() -> None:
 # ----------------------------------------------------------------------------- spectral normalization
 @pytest.mark.parametrize("norm, cls", [("isn", ISN), ("sn", SpectralNorm), ("none", type(None))])
 def test_every_linear_and_conv_is_wrapped(norm: str, cls: type) -> None:
-    d = _tiny(norm=norm)
+    d = _tiny(spectral_norm=norm)
     layers = {n: m for n, m in d.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
     # patch conv + E_pos linear + 5 per block (qk, v, proj, fc1, fc2) + head
     assert len(layers) == 2 + 5 * TINY["depth"] + 1
@@ -224,4 +224,4 @@ def test_bad_inputs_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="not divisible by num_heads"):
         ViTDiscriminator(image_size=8, patch_size=4, dim=10, num_heads=3)
     with pytest.raises(ValueError, match="mode must be one of"):
-        ViTDiscriminator(image_size=8, patch_size=4, dim=12, num_heads=3, norm="spectral")
+        ViTDiscriminator(image_size=8, patch_size=4, dim=12, num_heads=3, spectral_norm="spectral")

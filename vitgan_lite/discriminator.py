@@ -90,7 +90,7 @@ class ViTDiscriminator(nn.Module):
         overlap: o, extra pixels each patch sees on every side (kernel P + 2o).
         channels: C of the input images.
         dim, depth, num_heads, mlp_ratio: ViT sizes (timm names).
-        norm: "isn" (ViTGAN), "sn" or "none": the spectral normalization of every Linear and Conv2d.
+        spectral_norm: "isn" (ViTGAN), "sn" or "none": the spectral normalization of every Linear and Conv2d.
         fast: use the ``scaled_dot_product_attention`` form of L2 attention (same function).
         attn_init: "unit-logit" (course choice, see :func:`qk_init_gain`) or "xavier" (timm / DiT rule)
             for the tied W_qk of every block. Under ISN the initial scale of W_qk is permanent.
@@ -106,7 +106,7 @@ class ViTDiscriminator(nn.Module):
         depth: int = 4,
         num_heads: int = 3,
         mlp_ratio: float = 4.0,
-        norm: str = "isn",
+        spectral_norm: str = "isn",
         fast: bool = True,
         attn_init: str = "unit-logit",
     ) -> None:
@@ -116,7 +116,8 @@ class ViTDiscriminator(nn.Module):
         if attn_init not in ATTN_INITS:
             raise ValueError(f"attn_init must be one of {ATTN_INITS}, got {attn_init!r}")
         self.attn_init = attn_init
-        self.image_size, self.channels, self.dim, self.spectral_mode = image_size, channels, dim, norm
+        self.image_size, self.channels, self.dim = image_size, channels, dim
+        self.spectral_norm = spectral_norm  # the mode; self.norm below is the final LayerNorm
         self.patch_embed = OverlappingPatchEmbed(image_size, patch_size, overlap, channels=channels, dim=dim)
         self.num_patches = self.patch_embed.num_patches  # N
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))  # (1, 1, D), x_cls
@@ -129,7 +130,7 @@ class ViTDiscriminator(nn.Module):
         self.head = nn.Linear(dim, 1)  # the logit, no activation after it
         self.initialize_weights()
         # After initialization: ISN records sigma(W_init) of the weights it wraps.
-        apply_spectral_norm(self, norm)
+        apply_spectral_norm(self, spectral_norm)
 
     @classmethod
     def from_config(cls, cfg: Config) -> ViTDiscriminator:
@@ -143,7 +144,7 @@ class ViTDiscriminator(nn.Module):
             depth=cfg.d_depth,
             num_heads=cfg.d_num_heads,
             mlp_ratio=cfg.d_mlp_ratio,
-            norm=cfg.d_spectral_norm,
+            spectral_norm=cfg.d_spectral_norm,
             attn_init=cfg.d_attn_init,
         )
 
@@ -176,9 +177,9 @@ class ViTDiscriminator(nn.Module):
         nn.init.trunc_normal_(self.cls_pos, std=0.02)  # timm ``pos_embed`` rule
         # A re-initialized weight needs a fresh power-iteration state and, for ISN, a new sigma(W_init).
         for module in self.modules():
-            norm = spectral_parametrization(module)
-            if norm is not None:
-                norm.reset_state(module.parametrizations.weight.original)
+            sn = spectral_parametrization(module)
+            if sn is not None:
+                sn.reset_state(module.parametrizations.weight.original)
 
     def _check_images(self, x: torch.Tensor) -> None:
         check_image_batch(x, channels=self.channels)

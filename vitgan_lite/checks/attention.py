@@ -2,9 +2,9 @@
 
 * 3.1 ``l2_attention_logits(q, k)``: (B, H, N, Dh) queries and keys -> (B, H, N, N) logits
   ``-||q_i - k_j||^2 / sqrt(Dh)``.
-* 3.2 ``L2Attention(dim, num_heads)``: an ``nn.Module`` with one tied projection ``qk`` (W_q = W_k), a
-  value projection ``v`` and an output projection ``proj``, the same layout as the package's
-  ``L2MultiHeadAttention``, so the checker copies the reference's weights into it.
+* 3.2 ``L2MultiHeadAttention(dim, num_heads)``: an ``nn.Module`` with one tied projection ``qk``
+  (W_q = W_k), a value projection ``v`` and an output projection ``proj``: the package's class, with the
+  same layout, so the checker copies the reference's weights into it.
 
 Each checker compares with the package's reference on several seeds and shapes, then computes what the
 known mistakes would output (no minus sign, mean instead of sum, missing 1/sqrt(Dh), scaling after the
@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from vitgan_lite.attention import L2MultiHeadAttention
+from vitgan_lite.attention import L2MultiHeadAttention as RefL2MultiHeadAttention
 from vitgan_lite.attention import l2_attention_logits as ref_logits
 from vitgan_lite.checks._core import checker, expect, expect_close, expect_tensor, fail, seeded
 
@@ -227,12 +227,12 @@ def _diagnose_parameters(mod: nn.Module, ref: nn.Module) -> str:
 
 
 def _learner_and_reference(
-    L2Attention: type[nn.Module], dim: int, num_heads: int, seed: int
-) -> tuple[nn.Module, L2MultiHeadAttention]:
+    learner_cls: type[nn.Module], dim: int, num_heads: int, seed: int
+) -> tuple[nn.Module, RefL2MultiHeadAttention]:
     """The learner's module and the reference, both holding the reference's seeded random weights."""
-    mod = L2Attention(dim=dim, num_heads=num_heads)
-    expect(isinstance(mod, nn.Module), "L2Attention should be an nn.Module subclass")
-    ref = L2MultiHeadAttention(dim=dim, num_heads=num_heads, fast=False)
+    mod = learner_cls(dim=dim, num_heads=num_heads)
+    expect(isinstance(mod, nn.Module), "your L2MultiHeadAttention should be an nn.Module subclass")
+    ref = RefL2MultiHeadAttention(dim=dim, num_heads=num_heads, fast=False)
     _randomize(ref, seed)
     ref_shapes = {n: p.shape for n, p in ref.state_dict().items()}
     if {n: p.shape for n, p in mod.state_dict().items()} != ref_shapes:
@@ -241,7 +241,7 @@ def _learner_and_reference(
     return mod, ref
 
 
-def _variants(ref: L2MultiHeadAttention, x: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
+def _variants(ref: RefL2MultiHeadAttention, x: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
     """What the known mistakes output, with the reference's weights."""
     B, N, D = x.shape
     H, Dh = ref.num_heads, ref.head_dim
@@ -307,13 +307,15 @@ def _variants(ref: L2MultiHeadAttention, x: torch.Tensor) -> list[tuple[torch.Te
 
 
 @checker("3.2", "L2 attention module with tied W_q = W_k")
-def check_l2_attention(L2Attention: type[nn.Module]) -> None:
-    """Check a learner's ``L2Attention(dim, num_heads)`` class against ``L2MultiHeadAttention``."""
+def check_l2_attention(learner_cls: type[nn.Module]) -> None:
+    """Check a learner's ``L2MultiHeadAttention(dim, num_heads)`` class against the package's."""
     for seed, (B, N, D, H) in enumerate(MODULE_CASES):
-        mod, ref = _learner_and_reference(L2Attention, D, H, seed)
+        mod, ref = _learner_and_reference(learner_cls, D, H, seed)
         x = torch.randn(B, N, D, generator=seeded(100 + seed))  # (B, N, D)
         out = mod(x.clone())
-        expect_tensor(out, (B, N, D), f"L2Attention(dim={D}, num_heads={H}) on x of shape {(B, N, D)}")
+        expect_tensor(
+            out, (B, N, D), f"L2MultiHeadAttention(dim={D}, num_heads={H}) on x of shape {(B, N, D)}"
+        )
         with torch.no_grad():
             expected = ref(x)  # (B, N, D)
             if not _close(out, expected):
@@ -328,7 +330,7 @@ def check_l2_attention(L2Attention: type[nn.Module]) -> None:
 
     # Defining property 1: only differences q_i - q_j matter, so shifting the qk bias (the same vector
     # added to every query and key) changes nothing. Untied or dot-product attention would change.
-    mod, _ = _learner_and_reference(L2Attention, 8, 2, 20)
+    mod, _ = _learner_and_reference(learner_cls, 8, 2, 20)
     x = torch.randn(3, 6, 8, generator=seeded(21))  # (B, N, D)
     with torch.no_grad():
         before = mod(x)  # (B, N, D)
@@ -344,7 +346,7 @@ def check_l2_attention(L2Attention: type[nn.Module]) -> None:
 
     # Defining property 2 (W_q = W_k puts each row's max on the diagonal): with W_qk = W_v = W_o = I and
     # tokens far apart, each token attends (almost) only to itself, so the output is (almost) the input.
-    mod = L2Attention(dim=4, num_heads=1)
+    mod = learner_cls(dim=4, num_heads=1)
     with torch.no_grad():
         for name in ("qk", "v", "proj"):
             getattr(mod, name).weight.copy_(torch.eye(4))
@@ -361,7 +363,7 @@ def check_l2_attention(L2Attention: type[nn.Module]) -> None:
 
     # Gradients reach every parameter. qk.bias is the exception: it cancels in q_i - q_j, so its gradient
     # is (up to rounding) zero by design.
-    mod = L2Attention(dim=8, num_heads=2)
+    mod = learner_cls(dim=8, num_heads=2)
     (
         mod(torch.randn(3, 5, 8, generator=seeded(24))) * torch.randn(3, 5, 8, generator=seeded(25))
     ).sum().backward()
@@ -371,10 +373,10 @@ def check_l2_attention(L2Attention: type[nn.Module]) -> None:
             expect(bool(p.grad.abs().sum() > 0), f"{name} got an all-zero gradient: is it used in forward?")
 
     # cdist and double backward (R1 penalties differentiate the discriminator's gradient once more).
-    mod, ref = _learner_and_reference(L2Attention, 6, 2, 30)  # float32 weights, exact in float64
+    mod, ref = _learner_and_reference(learner_cls, 6, 2, 30)  # float32 weights, exact in float64
     mod, ref = mod.double(), ref.double()
     x = torch.randn(1, DOUBLE_BACKWARD_TOKENS, 6, generator=seeded(31), dtype=torch.float64)  # (B, N, D)
-    _check_double_backward(mod, ref, x, "L2Attention")
+    _check_double_backward(mod, ref, x, "your L2MultiHeadAttention")
 
 
 __all__ = ["check_l2_attention", "check_l2_attention_logits"]

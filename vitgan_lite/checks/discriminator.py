@@ -247,8 +247,8 @@ def check_discriminator_forward(disc_cls: type[nn.Module]) -> None:
     # flip the sign of every logit, whatever comes before the head; a GELU/ReLU/softplus after the logit
     # clips the negative side, a sigmoid/tanh bounds both.
     kw = DISC_CASES[0][0]
-    ref = ViTDiscriminator(**kw, norm="none")
-    learner = disc_cls(**kw, norm="none")
+    ref = ViTDiscriminator(**kw, spectral_norm="none")
+    learner = disc_cls(**kw, spectral_norm="none")
     _load_reference_weights(learner, ref, "your discriminator", _DISC_NAMES)
     x = _images(16, kw, 7)  # (16, C, S, S)
     outs = {}
@@ -277,8 +277,8 @@ def check_discriminator_forward(disc_cls: type[nn.Module]) -> None:
     for seed, (kw, B) in enumerate(DISC_CASES):
         for norm in ("none", "isn"):
             torch.manual_seed(seed)
-            ref = ViTDiscriminator(**kw, norm=norm).eval()
-            learner = disc_cls(**kw, norm=norm).eval()
+            ref = ViTDiscriminator(**kw, spectral_norm=norm).eval()
+            learner = disc_cls(**kw, spectral_norm=norm).eval()
             _load_reference_weights(learner, ref, "your discriminator", _DISC_NAMES)
             x = _images(B, kw, seed)  # (B, C, S, S)
             hooks = _Hooks(learner)
@@ -304,7 +304,7 @@ def check_discriminator_forward(disc_cls: type[nn.Module]) -> None:
                 if not torch.allclose(out, expected, atol=1e-5, rtol=1e-4):
                     fail(_diagnose_head(out, hL, ref, expected))
     # Backward reaches every parameter: the CLS token, its position, E_pos, every block, the norm, the head.
-    learner = disc_cls(**DISC_CASES[0][0], norm="none")
+    learner = disc_cls(**DISC_CASES[0][0], spectral_norm="none")
     learner(_images(3, DISC_CASES[0][0], 11)).sum().backward()
     expect_grads_reach_every_parameter(
         learner, lambda name: f"no gradient reaches {name}: is it used in your forward?"
