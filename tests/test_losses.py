@@ -16,17 +16,12 @@ def _logits(n: int, seed: int) -> torch.Tensor:
     return torch.randn(n, generator=torch.Generator().manual_seed(seed)) * 3.0  # (n,)
 
 
-class TinyD(nn.Module):
-    """A per-image discriminator with a few parameters: conv -> mean pool -> linear -> (B,)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, kernel_size=3, padding=1)
-        self.head = nn.Linear(4, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.tanh(self.conv(x)).mean(dim=(2, 3))  # (B, 4)
-        return self.head(h).squeeze(-1)  # (B,)
+def TinyD() -> nn.Module:
+    """A per-image discriminator with a few parameters: conv -> tanh -> mean pool -> linear -> (B,)."""
+    return nn.Sequential(
+        nn.Conv2d(3, 4, kernel_size=3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(4, 1), nn.Flatten(0),
+    )  # fmt: skip
 
 
 def _shift_right(x: torch.Tensor) -> torch.Tensor:

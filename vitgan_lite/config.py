@@ -164,6 +164,11 @@ class Config:
             raise ConfigError(f"unknown config field(s) {unknown}; known fields: {sorted(names)}")
         return dataclasses.replace(self, **overrides)
 
+    def section(self, prefix: str) -> dict[str, Any]:
+        """``{arg: value}`` for the fields named ``<prefix><arg>``: ``cfg.section("d_")`` is the keyword
+        arguments of the discriminator (``d_dim`` -> ``dim``), ``cfg.section("g_")`` the generator's."""
+        return {k[len(prefix) :]: v for k, v in self.to_dict().items() if k.startswith(prefix)}
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

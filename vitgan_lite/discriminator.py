@@ -135,18 +135,7 @@ class ViTDiscriminator(nn.Module):
     @classmethod
     def from_config(cls, cfg: Config) -> ViTDiscriminator:
         """The discriminator of a ``Config`` (its ``d_*`` fields, ``image_size`` and ``channels``)."""
-        return cls(
-            image_size=cfg.image_size,
-            patch_size=cfg.d_patch_size,
-            overlap=cfg.d_overlap,
-            channels=cfg.channels,
-            dim=cfg.d_dim,
-            depth=cfg.d_depth,
-            num_heads=cfg.d_num_heads,
-            mlp_ratio=cfg.d_mlp_ratio,
-            spectral_norm=cfg.d_spectral_norm,
-            attn_init=cfg.d_attn_init,
-        )
+        return cls(image_size=cfg.image_size, channels=cfg.channels, **cfg.section("d_"))  # d_dim -> dim, ...
 
     @torch.no_grad()
     def initialize_weights(self) -> None:

@@ -196,21 +196,12 @@ class ViTGenerator(nn.Module):
         """Build the generator from a :class:`~vitgan_lite.config.Config` (its ``g_*`` and latent fields)."""
         return cls(
             image_size=cfg.image_size,
-            patch_size=cfg.g_patch_size,
             channels=cfg.channels,
             latent_dim=cfg.latent_dim,
             style_dim=cfg.style_dim,
             mapping_layers=cfg.mapping_layers,
             mapping_lr_mul=cfg.mapping_lr_mul,
-            dim=cfg.g_dim,
-            depth=cfg.g_depth,
-            num_heads=cfg.g_num_heads,
-            mlp_ratio=cfg.g_mlp_ratio,
-            fourier_dim=cfg.g_fourier_dim,
-            decoder_dim=cfg.g_decoder_dim,
-            demodulate=cfg.g_demodulate,
-            fourier_freq=cfg.g_fourier_freq,
-            sln_gain=cfg.g_sln_gain,
+            **cfg.section("g_"),  # g_dim -> dim, g_depth -> depth, ...
         )
 
     def extra_repr(self) -> str:

@@ -364,26 +364,16 @@ def course_fd(
     images_b: torch.Tensor,
     net: nn.Module | None = None,
     *,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    seed: int = 0,
     batch_size: int = 500,
+    **score_options: Any,
 ) -> dict[str, float]:
     """cFD and cKID between two image sets ``(N_a, 3, 32, 32)`` and ``(N_b, 3, 32, 32)``.
 
-    ``images_b`` is the reference (the reals); see :func:`score` for the arguments and the result.
+    ``images_b`` is the reference (the reals); ``score_options`` and the result are :func:`score`'s.
     cFD is NOT comparable with Inception FID: compare runs of this course with each other.
     """
     ref = reference_statistics(images_b, net, batch_size)
-    return score(
-        images_a,
-        ref,
-        net,
-        kid_subsets=kid_subsets,
-        kid_subset_size=kid_subset_size,
-        seed=seed,
-        batch_size=batch_size,
-    )
+    return score(images_a, ref, net, batch_size=batch_size, **score_options)
 
 
 __all__ = [

@@ -44,10 +44,8 @@ from vitgan_lite.attention import L2MultiHeadAttention, MultiHeadAttention
 from vitgan_lite.config import Config, get_config
 from vitgan_lite.course import resolve_device
 from vitgan_lite.inr import ModulatedLinear, modulated_linear_explicit
-from vitgan_lite.losses import bcr_penalty, d_logistic_loss
 from vitgan_lite.modulation import scaled_leaky_relu
 from vitgan_lite.run.trainer import Parts, amp_dtype, build_networks, build_parts
-from vitgan_lite.train import Augment
 
 DEFAULT_PRESETS = ("tiny-cpu", "seed-report-cifar10")
 CPU_ITERS = {"tiny-cpu": 3, "seed-report-cifar10": 1, "paper-cifar10": 1}  # timed iterations per round
@@ -94,55 +92,37 @@ def _grad_norm_loop(module: nn.Module) -> torch.Tensor:
     return total.sqrt()  # ()
 
 
-def naive_d_step(
-    G: nn.Module,
-    D: nn.Module,
-    reals: torch.Tensor,
-    z: torch.Tensor,
-    augment: Augment,
-    opt_d: torch.optim.Optimizer,
-    lambda_real: float = 10.0,
-    lambda_fake: float = 10.0,
-) -> dict[str, torch.Tensor]:
-    """:func:`vitgan_lite.train.d_step` written the straightforward way: four separate D passes.
+class SeparatePasses(nn.Module):
+    """D called once per batch of the D step's ``[T(x), T(G(z)), x, G(z)]``: the straightforward four passes.
 
-    Same signature, same random draws in the same order, so the same ``augment`` state gives the same
+    Wrapped around D, it turns :func:`vitgan_lite.train.d_step` (one D forward on the four batches
+    concatenated) into the version that calls D four times, and changes nothing else: same logits, same
     losses. ``parametrize.cached()`` computes each spectrally normalized weight once for the four passes,
     so ISN's power iteration advances once per D step, as in the batched forward (without it, it would
-    advance four times and the two variants would drift apart).
+    advance four times and the two variants would drift apart). The G step keeps the bare D.
     """
-    with torch.no_grad():
-        fakes = G(z)  # (B, C, H, W)
-    reals_aug, fakes_aug = augment(reals), augment(fakes)  # (B, C, H, W) each: T(x), T(G(z))
-    with parametrize.cached():
-        real_aug, fake_aug = D(reals_aug), D(fakes_aug)  # (B,), (B,)
-        real, fake = D(reals), D(fakes)  # (B,), (B,)
-    d_adv = d_logistic_loss(real_aug, fake_aug)  # ()
-    bcr = bcr_penalty(real, real_aug, fake, fake_aug, lambda_real, lambda_fake)  # ()
-    d_loss = d_adv + bcr
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    return {
-        "d_loss": d_loss.detach(),
-        "d_adv": d_adv.detach(),
-        "bcr": bcr.detach(),
-        "d_real": real_aug.detach().mean(),
-        "d_fake": fake_aug.detach().mean(),
-    }
+
+    def __init__(self, D: nn.Module, passes: int = 4) -> None:
+        super().__init__()
+        self.D, self.passes = D, passes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with parametrize.cached():
+            return torch.cat([self.D(part) for part in x.chunk(self.passes)])  # (4B,)
 
 
 def naive_parts(
     cfg: Config, device: torch.device, images: torch.Tensor, models: tuple[nn.Module, nn.Module]
 ) -> Parts:
     """The trainer's parts with the straightforward pieces swapped in: :func:`make_naive` networks,
-    :func:`naive_d_step`, a per-parameter Adam and gradient norm, float32, no compilation."""
+    the D step's four D passes (:class:`SeparatePasses`), a per-parameter Adam and gradient norm, float32,
+    no compilation."""
     G, D = models
     parts = build_parts(
         cfg.replace(compile=False), device, images, models=(make_naive(G), make_naive(D)),
         adam_options={"foreach": False}, mixed_precision=False,
     )  # fmt: skip
-    return dataclasses.replace(parts, d_step=naive_d_step, grad_norm=_grad_norm_loop)
+    return dataclasses.replace(parts, D_fwd=SeparatePasses(parts.D), grad_norm=_grad_norm_loop)
 
 
 def random_images(cfg: Config, n: int = NUM_IMAGES, seed: int = 0) -> torch.Tensor:
@@ -408,7 +388,7 @@ __all__ = [
     "format_table",
     "make_naive",
     "matmul_flops_per_s",
-    "naive_d_step",
+    "SeparatePasses",
     "naive_parts",
     "random_images",
     "run_bench",

@@ -110,7 +110,7 @@ class Parts:
     """Everything one training iteration touches. ``G_fwd`` / ``D_fwd`` are what the steps call (the
     networks, possibly wrapped in DDP, ``torch.compile`` and :class:`Autocast`); ``D_for_g`` is the D of
     the G step (under DDP the bare D: its parameters are frozen there, so no all-reduce is needed).
-    ``d_step`` and ``grad_norm`` can be swapped (the benchmark times straightforward versions)."""
+    The benchmark swaps ``D_fwd`` and ``grad_norm`` for straightforward versions (``run.bench``)."""
 
     cfg: Config
     G: nn.Module
@@ -126,7 +126,6 @@ class Parts:
     D_for_g: nn.Module
     shard: tuple[int, int] | None = None
     keep_ema: bool = True
-    d_step: Callable[..., dict[str, torch.Tensor]] = d_step
     grad_norm: Callable[[nn.Module], torch.Tensor] = grad_norm
 
     def draw_z(self, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -144,7 +143,7 @@ class Parts:
         augment = functools.partial(
             augment_shard, policy=cfg.diffaug_policy, generator=self.z_gen, shard=self.shard
         )
-        d_out = self.d_step(
+        d_out = d_step(
             self.G_fwd,
             self.D_fwd,
             reals,
