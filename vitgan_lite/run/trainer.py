@@ -160,6 +160,45 @@ class Parts:
             ema_update(self.G_ema, self.G, cfg.ema_decay)
         return {**d_out, **g_out}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The trainable state: plain state dicts of G, D, G_ema and both optimizers, and every RNG state."""
+        rng = {
+            "torch": torch.get_rng_state(),
+            "sampler": self.data_gen.get_state(),
+            "z": self.z_gen.get_state(),
+        }
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": rng,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], source: str | os.PathLike = "the checkpoint") -> None:
+        """Restore :meth:`state_dict`; an optimizer of another parameter grouping is refused by name."""
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        try:
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        except ValueError as e:  # another grouping of the parameters: equalized_lr differs
+            saved = state.get("config", {}).get("equalized_lr", False)
+            raise CheckpointError(
+                f"checkpoint {source} was trained with equalized_lr={saved} and this run has "
+                f"equalized_lr={self.cfg.equalized_lr} ({e}): resume with --set equalized_lr={saved}"
+            ) from None
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.data_gen.set_state(rng["sampler"])
+        self.z_gen.set_state(rng["z"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
 
 def build_parts(
     cfg: Config,
@@ -205,6 +244,34 @@ def build_parts(
         cfg, G, D, G_ema, opt_g, opt_d, data_gen, rng_stream(cfg.seed, "z"), batches, G_fwd, D_fwd, D_for_g,
         shard=dist.shard if dist is not None else None, keep_ema=dist is None or dist.is_main,
     )  # fmt: skip
+
+
+class RunLog:
+    """``metrics.jsonl`` of a run folder: one JSON record per line, appended; cut back on resume."""
+
+    def __init__(self, path: Path, enabled: bool = True) -> None:
+        self.path, self.enabled = path, enabled  # under DDP only rank 0 writes
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def truncate(self, step: int) -> None:
+        """Drop records after ``step`` (and a half-written last line) from a run that was killed."""
+        if not self.enabled or not self.path.exists():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("step", 0) <= step:
+                keep.append(line)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        os.replace(tmp, self.path)
 
 
 def _due(step: int, every: int, at_end: bool) -> bool:
@@ -263,6 +330,7 @@ class Trainer:
         self.amp_dtype = amp_dtype(cfg, self.device)
         dtype = self.amp_dtype  # samples under the run's precision, returned as float32
         self._sampler = self.G_ema if dtype is None else Autocast(self.G_ema, self.device.type, dtype)
+        self.log = RunLog(self.out_dir / "metrics.jsonl", enabled=self.is_main)
         self.step = 0
         self._quality_ref = None  # the real side of cFD, computed on first use
 
@@ -286,23 +354,11 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint: plain state dicts, config, step and every RNG state."""
-        rng = {
-            "torch": torch.get_rng_state(),
-            "sampler": self.data_gen.get_state(),
-            "z": self.z_gen.get_state(),
-        }
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        """The checkpoint: the parts' state (networks, optimizers, RNG), the step and the config."""
         return {
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "G_ema": self.G_ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
+            **self.parts.state_dict(),
             "step": self.step,
             "config": self.cfg.to_dict(),
-            "rng": rng,
             "version": CHECKPOINT_VERSION,
         }
 
@@ -324,26 +380,9 @@ class Trainer:
         require_same_architecture(
             state["config"], self.cfg, path, "resume with the same config, or start a new run folder"
         )
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.G_ema.load_state_dict(state["G_ema"])
-        try:
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-        except ValueError as e:  # another grouping of the parameters: equalized_lr differs
-            saved = state["config"].get("equalized_lr", False)
-            raise CheckpointError(
-                f"checkpoint {path} was trained with equalized_lr={saved} and this run has "
-                f"equalized_lr={self.cfg.equalized_lr} ({e}): resume with --set equalized_lr={saved}"
-            ) from None
+        self.parts.load_state_dict(state, path)
         self.step = int(state["step"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        self.data_gen.set_state(rng["sampler"])
-        self.z_gen.set_state(rng["z"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self._truncate_metrics(self.step)
+        self.log.truncate(self.step)
         return self
 
     @classmethod
@@ -358,33 +397,13 @@ class Trainer:
 
     @property
     def metrics_path(self) -> Path:
-        return self.out_dir / "metrics.jsonl"
+        return self.log.path
 
-    def _log(self, record: dict[str, Any], notify: bool = True) -> None:
+    def _log(self, record: dict[str, Any]) -> None:
         """Append ``record`` to metrics.jsonl and hand it to the callbacks (rank 0 only)."""
-        if not self.is_main:
-            return
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if notify:
-            for cb in self.callbacks:
-                cb(self.step, dict(record))
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop log lines after ``step`` (and a half-written last line) from a run that was killed."""
-        if not self.metrics_path.exists():
-            return
-        keep = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("step", 0) <= step:
-                keep.append(line)
-        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in keep))
-        os.replace(tmp, self.metrics_path)
+        self.log.append(record)
+        for cb in self.callbacks if self.is_main else ():
+            cb(self.step, dict(record))
 
     # ---- samples and metrics -----------------------------------------------------------------------
 
@@ -497,8 +516,7 @@ class Trainer:
         for stale in self.out_dir.glob(".ckpt_*.pt.tmp-*"):  # half-written by a killed run: never loaded
             stale.unlink(missing_ok=True)
         # a fresh start (or a rerun) in a used folder: drop log lines beyond this step, and a cut last line
-        if self.is_main:
-            self._truncate_metrics(self.step)
+        self.log.truncate(self.step)
         B_global = cfg.batch_size * (self.dist.world_size if self.dist is not None else 1)
         # per loss, the first step at which it was NaN/inf (-1: never), kept on the device so that the
         # hot path never waits for the GPU: checked at log intervals and before every checkpoint
@@ -546,6 +564,7 @@ __all__ = [
     "Autocast",
     "Parts",
     "RNG_STREAMS",
+    "RunLog",
     "Trainer",
     "TrainingDiverged",
     "amp_dtype",
