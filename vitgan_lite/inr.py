@@ -173,6 +173,8 @@ class ModulatedLinear(nn.Module):
         demodulate: StyleGAN2 demodulation (off for an output layer, like toRGB).
         bias: add a learned bias after (de)modulation.
         activation: None or ``"lrelu"`` (scaled leaky ReLU, as in CIPS's modulated FC layers).
+        fast: scale the input instead of the weight (:func:`modulated_linear`); ``fast=False`` builds the
+            (B, O, I) modulated weights of lesson 07 (:func:`modulated_linear_explicit`). Same function.
 
     Shapes: forward ``x (B, M, I), style (B, S) -> (B, M, O)``.
     """
@@ -185,11 +187,12 @@ class ModulatedLinear(nn.Module):
         demodulate: bool = True,
         bias: bool = True,
         activation: str | None = None,
+        fast: bool = True,
     ) -> None:
         super().__init__()
         _check_positive(in_dim=in_dim, out_dim=out_dim, style_dim=style_dim)
         _check_activation(activation)
-        self.in_dim, self.out_dim, self.style_dim = in_dim, out_dim, style_dim
+        self.in_dim, self.out_dim, self.style_dim, self.fast = in_dim, out_dim, style_dim, fast
         self.demodulate, self.activation = demodulate, activation
         self.weight = nn.Parameter(torch.empty(out_dim, in_dim))  # (O, I)
         self.bias = nn.Parameter(torch.empty(out_dim)) if bias else None  # (O,)
@@ -209,7 +212,8 @@ class ModulatedLinear(nn.Module):
             raise ValueError(f"style must have shape (B, {self.style_dim}), got {tuple(style.shape)}")
         s = self.affine(style)  # (B, I)
         weight = self.weight / math.sqrt(self.in_dim)  # (O, I), equalized lr
-        out = modulated_linear(x, weight, s, self.bias, demodulate=self.demodulate)  # (B, M, O)
+        modulate = modulated_linear if self.fast else modulated_linear_explicit
+        out = modulate(x, weight, s, self.bias, demodulate=self.demodulate)  # (B, M, O)
         if self.activation == "lrelu":
             out = scaled_leaky_relu(out)  # (B, M, O)
         return out

@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import resource
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +41,7 @@ from torch.nn.utils import parametrize
 from vitgan_lite.attention import L2MultiHeadAttention, MultiHeadAttention
 from vitgan_lite.config import Config, get_config
 from vitgan_lite.course import resolve_device
-from vitgan_lite.inr import ModulatedLinear, modulated_linear_explicit
-from vitgan_lite.modulation import scaled_leaky_relu
+from vitgan_lite.inr import ModulatedLinear
 from vitgan_lite.run.trainer import Parts, amp_dtype, build_networks, build_parts
 
 DEFAULT_PRESETS = ("tiny-cpu", "seed-report-cifar10")
@@ -57,16 +54,6 @@ NUM_IMAGES = 512  # random uint8 images resident on the device
 # The straightforward ("naive") variant: same modules, same weights, slower code paths
 
 
-def _explicit_modulated_forward(self: ModulatedLinear, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """``ModulatedLinear.forward`` with the (B, O, I) modulated weights materialised (lesson 07's form)."""
-    s = self.affine(style)  # (B, I)
-    weight = self.weight / math.sqrt(self.in_dim)  # (O, I), equalized lr
-    out = modulated_linear_explicit(x, weight, s, self.bias, demodulate=self.demodulate)  # (B, M, O)
-    if self.activation == "lrelu":
-        out = scaled_leaky_relu(out)  # (B, M, O)
-    return out
-
-
 def make_naive(module: nn.Module) -> nn.Module:
     """A deep copy of ``module`` (same weights and buffers) that runs the lessons' first, slow forms.
 
@@ -76,10 +63,8 @@ def make_naive(module: nn.Module) -> nn.Module:
     """
     naive = copy.deepcopy(module)
     for m in naive.modules():
-        if isinstance(m, (MultiHeadAttention, L2MultiHeadAttention)):
+        if isinstance(m, (MultiHeadAttention, L2MultiHeadAttention, ModulatedLinear)):
             m.fast = False
-        if isinstance(m, ModulatedLinear):
-            m.forward = types.MethodType(_explicit_modulated_forward, m)  # this instance only
     return naive
 
 
