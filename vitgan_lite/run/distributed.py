@@ -69,9 +69,6 @@ class DistContext:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return t
 
-    def barrier(self) -> None:
-        dist.barrier()
-
 
 def from_env(device: str | torch.device | None = None) -> DistContext | None:
     """Join the process group that torchrun describes (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``).

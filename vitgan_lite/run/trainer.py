@@ -317,14 +317,8 @@ class Trainer:
                 f"({cfg.channels}, {cfg.image_size}, {cfg.image_size}): set image_size / channels to match"
             )
         self.parts = parts = build_parts(cfg, self.device, self.images, dist=dist)
-        self.G, self.D, self.G_ema, self.opt_g, self.opt_d = (
-            parts.G,
-            parts.D,
-            parts.G_ema,
-            parts.opt_g,
-            parts.opt_d,
-        )
-        self.data_gen, self.z_gen = parts.data_gen, parts.z_gen
+        for name in ("G", "D", "G_ema", "opt_g", "opt_d", "data_gen", "z_gen"):  # the names notebooks use
+            setattr(self, name, getattr(parts, name))
         grid = rng_stream(cfg.seed, "grid")
         self.fixed_z = torch.randn(GRID_SAMPLES, cfg.latent_dim, generator=grid).to(self.device)  # (64, Z)
         self.amp_dtype = amp_dtype(cfg, self.device)
@@ -394,10 +388,6 @@ class Trainer:
         return cls(cfg, out_dir if out_dir is not None else Path(path).parent, **kwargs).resume(path)
 
     # ---- logging ------------------------------------------------------------------------------------
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.log.path
 
     def _log(self, record: dict[str, Any]) -> None:
         """Append ``record`` to metrics.jsonl and hand it to the callbacks (rank 0 only)."""
