@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from vitgan_lite._shapes import check_image_batch
+from vitgan_lite.course import resolve_device
 from vitgan_lite.data import default_cache_dir, is_cifar10, resolve_source, to_float, to_uint8
 from vitgan_lite.metrics import MetricsUnavailable, feature_statistics, frechet_distance
 
@@ -237,7 +238,7 @@ def compute_fid_is(
     weights = weights if weights is not None else _default_inception_weights(verbose)
     input2, root = _fidelity_reference(tf, reference, datasets_root)
 
-    cuda = torch.cuda.is_available() if cuda is None else cuda
+    cuda = resolve_device().type == "cuda" if cuda is None else cuda  # the course's one device rule
     # z_size=1: torch-fidelity insists on drawing noise; _Sampler ignores it and lets generator_fn draw z
     input1 = tf.GenerativeModelModuleWrapper(_Sampler(generator_fn), 1, "normal", 0)
     out = tf.calculate_metrics(
