@@ -15,7 +15,7 @@ from vitgan_lite.augment import (
     rand_saturation,
     rand_translation,
 )
-from vitgan_lite.config import AUGMENTATIONS
+from vitgan_lite.config import ConfigError, get_config
 
 ALL_FNS = [rand_brightness, rand_saturation, rand_contrast, rand_translation, rand_cutout]
 
@@ -192,9 +192,12 @@ def test_cutout_bad_ratio_raises():
 # policy
 
 
-def test_policy_table_matches_config():
-    assert set(AUGMENT_FNS) == set(AUGMENTATIONS)
+def test_the_config_checks_policies_against_this_table():
+    # one home for the augmentation names: the config validates through parse_policy and AUGMENT_FNS
     assert AUGMENT_FNS["color"] == [rand_brightness, rand_saturation, rand_contrast]
+    assert get_config("tiny-cpu", diffaug_policy="cutout, color").diffaug_policy == "cutout, color"
+    with pytest.raises(ConfigError, match=r"diffaug_policy.*'flip'.*color, translation, cutout"):
+        get_config("tiny-cpu", diffaug_policy="color,flip")
 
 
 @pytest.mark.parametrize("policy", ["", " ", ",", " , "])
