@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -45,22 +46,36 @@ RUNS: dict[str, tuple[str, dict]] = {
 }
 
 
-def run(name: str, overrides: dict, steps: int, images: torch.Tensor, held_out: torch.Tensor) -> dict:
+def run(
+    name: str,
+    overrides: dict,
+    steps: int,
+    images: torch.Tensor,
+    held_out: torch.Tensor,
+    out: Path = OUT,
+    probe: Callable[[Trainer], dict] | None = None,
+    log_every: int = 50,
+) -> dict:
+    """Train ``tiny-cpu`` with ``overrides`` for ``steps`` on ``images``; write ``out/<name>.png``.
+
+    At every log line D's separation of ``held_out`` reals from fresh fakes is recorded, with CLS
+    self-attention and whatever ``probe(trainer)`` returns. Returns the run's record (see the module doc).
+    """
     cfg = get_config(
         "tiny-cpu",
         steps=steps,
         fid_num_samples=0,
-        log_every=50,
+        log_every=log_every,
         sample_every=10**9,
         ckpt_every=10**9,
         cfd_every=max(steps // 6, 1),
         **overrides,
     )
     records: list[dict] = []
-    work = OUT / f".work_{name}"
+    work = out / f".work_{name}"
     trainer = Trainer(cfg, work, device="cpu", data=images)
 
-    def probe(step: int, metrics: dict) -> None:
+    def record(step: int, metrics: dict) -> None:
         if "d_loss" not in metrics:
             records.append({"step": step, **metrics})
             return
@@ -69,16 +84,17 @@ def run(name: str, overrides: dict, steps: int, images: torch.Tensor, held_out: 
             fakes = trainer.G(torch.randn(len(held_out), cfg.latent_dim, generator=g))  # (M, C, H, W)
         sep = separation(trainer.D, held_out, fakes)
         cls = cls_self_attention(trainer.D, held_out[:32])
-        records.append({**metrics, **{f"sep_{k}": v for k, v in sep.items()}, "cls_self": cls})
+        extra = probe(trainer) if probe is not None else {}
+        records.append({**metrics, **{f"sep_{k}": v for k, v in sep.items()}, "cls_self": cls, **extra})
 
-    trainer.callbacks.append(probe)
+    trainer.callbacks.append(record)
     t0 = time.perf_counter()
     trainer.train(steps)
     wall = time.perf_counter() - t0
     z = torch.randn(36, cfg.latent_dim, generator=torch.Generator().manual_seed(3))
     from torchvision.utils import save_image
 
-    save_image((trainer.sample(z) + 1) / 2, OUT / f"{name}.png", nrow=6, padding=1, pad_value=1.0)
+    save_image((trainer.sample(z) + 1) / 2, out / f"{name}.png", nrow=6, padding=1, pad_value=1.0)
     for p in sorted(work.rglob("*"), reverse=True):
         p.unlink() if p.is_file() else p.rmdir()
     work.rmdir()

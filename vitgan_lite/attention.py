@@ -113,6 +113,17 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)  # W_q, W_k, W_v stacked, as timm's ViT
         self.proj = nn.Linear(dim, dim)  # W_o, merges the heads
 
+    def attention_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits q_i . k_j / sqrt(Dh) for diagnostics, (B, N, D) -> (B, H, N, N)."""
+        check_shape(x, (None, None, self.dim), name="x")
+        B, N, _ = x.shape
+        q, k, _ = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        return q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, N, N)
+
+    def attention_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention probabilities, (B, N, D) -> (B, H, N, N); row i is how much token i reads token j."""
+        return self.attention_logits(x).softmax(dim=-1)  # (B, H, N, N)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, N, D) -> (B, N, D)."""
         check_shape(x, (None, None, self.dim), name="x")
@@ -159,14 +170,18 @@ class L2MultiHeadAttention(nn.Module):
         B, N, _ = t.shape
         return t.view(B, N, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, N, Dh)
 
+    def attention_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits -||q_i - k_j||^2 / sqrt(Dh) for diagnostics, (B, N, D) -> (B, H, N, N)."""
+        check_shape(x, (None, None, self.dim), name="x")
+        q = self._split_heads(self.qk(x))  # (B, H, N, Dh); k is the same tensor, W_q = W_k
+        return l2_attention_logits(q, q)  # (B, H, N, N)
+
     def attention_probs(self, x: torch.Tensor) -> torch.Tensor:
         """Attention probabilities softmax(-||q_i - k_j||^2 / sqrt(Dh)), (B, N, D) -> (B, H, N, N).
 
         For diagnostics (attention entropy in lesson 10); row i is how much token i reads every token j.
         """
-        check_shape(x, (None, None, self.dim), name="x")
-        q = self._split_heads(self.qk(x))  # (B, H, N, Dh); k is the same tensor, W_q = W_k
-        return l2_attention_logits(q, q).softmax(dim=-1)  # (B, H, N, N)
+        return self.attention_logits(x).softmax(dim=-1)  # (B, H, N, N)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, N, D) -> (B, N, D)."""

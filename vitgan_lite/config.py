@@ -72,6 +72,10 @@ class Config:
     g_demodulate: bool = arch(True, "StyleGAN2 weight demodulation, as the official code's decoder")
     g_sln_gain: float = knob(1.0, "official code (0.1 collapsed: lesson 11)")  # w's strength in SLN at init
     g_fourier_freq: float = knob(2.1213, "course choice (CIPS LFF bound sqrt(9/2))")
+    # ablations (lesson 13): where w enters, what turns tokens into patches, whether E_fou is there
+    g_modulation: str = arch("sln", PAPER + ": 'sln'; or 'input' (w added to the input tokens)")
+    g_patch_head: str = arch("implicit", PAPER + ": 'implicit' decoder; or 'linear' (per-token Linear)")
+    g_fourier_features: bool = arch(True, PAPER + " (E_fou); False: raw pixel coordinates")
 
     # discriminator
     d_patch_size: int = arch(4, PAPER)
@@ -81,6 +85,7 @@ class Config:
     d_num_heads: int = arch(3, PAPER)
     d_mlp_ratio: float = arch(4.0, PAPER)  # MLP width 768 = 4 * 192
     d_spectral_norm: str = arch("isn", PAPER + ": 'isn'; or 'sn' (plain) or 'none'")
+    d_attention: str = arch("l2", PAPER + ": 'l2' (tied W_q = W_k); or 'dot' (lesson 13)")
     d_attn_init: str = knob("unit-logit", "course choice (mean L2 logit -1 at init: lesson 11) or 'xavier'")
 
     # optimisation
@@ -139,6 +144,14 @@ class Config:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.d_spectral_norm not in ("isn", "sn", "none"):
             raise ConfigError(f"d_spectral_norm must be 'isn', 'sn' or 'none', got {self.d_spectral_norm!r}")
+        choices = {
+            "d_attention": ("l2", "dot"),
+            "g_modulation": ("sln", "input"),
+            "g_patch_head": ("implicit", "linear"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.d_attn_init not in ("unit-logit", "xavier"):
             raise ConfigError(f"d_attn_init must be 'unit-logit' or 'xavier', got {self.d_attn_init!r}")
         from vitgan_lite.augment import parse_policy  # the augmentation names live with the augmentations

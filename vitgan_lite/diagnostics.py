@@ -40,11 +40,10 @@ def _check_images(x: torch.Tensor, name: str) -> None:
 
 
 @torch.no_grad()
-def cls_self_attention(D: ViTDiscriminator, x: torch.Tensor) -> list[float]:
-    """Mean attention weight of the CLS token on itself, per block of ``D``, on images ``x (B, C, H, W)``.
-
-    1.0 means the CLS token reads nothing but itself: D's logit then hardly depends on the image.
-    With N patch tokens, uniform attention would give ``1 / (N + 1)``.
+def attention_logits(D: ViTDiscriminator, x: torch.Tensor) -> list[torch.Tensor]:
+    """The attention logits of every block of ``D`` on images ``x (B, C, H, W)``: (B, H, N + 1, N + 1)
+    each, token 0 the CLS token. L2 blocks give -||q_i - k_j||^2 / sqrt(Dh), dot-product blocks
+    q_i . k_j / sqrt(Dh).
     """
     _check_images(x, "x")
     h = D.patch_embed(x)  # (B, N, D)
@@ -52,10 +51,46 @@ def cls_self_attention(D: ViTDiscriminator, x: torch.Tensor) -> list[float]:
     h = h + torch.cat([D.cls_pos, D.pos_embed()], dim=0)  # (B, N + 1, D)
     out = []
     for block in D.blocks:
-        probs = block.attn.attention_probs(block.norm1(h))  # (B, H, N + 1, N + 1)
-        out.append(float(probs[:, :, 0, 0].mean()))  # row 0 is the CLS token, column 0 itself
+        out.append(block.attn.attention_logits(block.norm1(h)))  # (B, H, N + 1, N + 1)
         h = block(h)  # (B, N + 1, D)
     return out
+
+
+def cls_self_attention(D: ViTDiscriminator, x: torch.Tensor) -> list[float]:
+    """Mean attention weight of the CLS token on itself, per block of ``D``, on images ``x (B, C, H, W)``.
+
+    1.0 means the CLS token reads nothing but itself: D's logit then hardly depends on the image.
+    With N patch tokens, uniform attention would give ``1 / (N + 1)``.
+    """
+    # row 0 is the CLS token, column 0 itself
+    return [float(logits.softmax(dim=-1)[:, :, 0, 0].mean()) for logits in attention_logits(D, x)]
+
+
+def logit_spread(D: ViTDiscriminator, x: torch.Tensor) -> list[float]:
+    """Per block, the mean over rows of (largest - smallest) attention logit: how sharp attention can get.
+
+    A Lipschitz proxy of the attention (Kim et al. 2021, ViTGAN Sec. 4.1): dot-product logits grow with
+    the square of the token norms, L2 logits are bounded by the spread of the tokens themselves.
+    """
+    return [float((a.amax(dim=-1) - a.amin(dim=-1)).mean()) for a in attention_logits(D, x)]
+
+
+def input_gradient_norm(D: nn.Module, x: torch.Tensor) -> float:
+    """Mean over images of ||dD(x_i)/dx_i||: how steeply D's logit moves with its input (a Lipschitz proxy).
+
+    D's parameters are left without gradients.
+    """
+    _check_images(x, "x")
+    x = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x)  # (B, C, H, W); images are independent in D
+    return float(grad.flatten(1).norm(dim=1).mean())
+
+
+@torch.no_grad()
+def sample_diversity(G: nn.Module, z: torch.Tensor) -> float:
+    """Per-pixel standard deviation of ``G(z)`` across the batch, averaged over pixels: 0 when every z
+    gives the same image (mode collapse), about 0.5 for CIFAR-10 images in [-1, 1]."""
+    return float(G(z).float().std(dim=0).mean())
 
 
 def ranking_accuracy(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> float:
@@ -161,10 +196,14 @@ def logit_offset_swing(D: nn.Module, before: nn.Module, x: torch.Tensor) -> floa
 
 
 __all__ = [
+    "attention_logits",
     "cls_self_attention",
     "d_versus_noise",
     "g_fits_batch",
+    "input_gradient_norm",
+    "logit_spread",
     "logit_offset_swing",
     "ranking_accuracy",
+    "sample_diversity",
     "separation",
 ]

@@ -26,13 +26,14 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from vitgan_lite._shapes import check_image_batch, check_shape
-from vitgan_lite.attention import L2MultiHeadAttention
+from vitgan_lite.attention import L2MultiHeadAttention, MultiHeadAttention
 from vitgan_lite.config import Config
 from vitgan_lite.patches import OverlappingPatchEmbed
 from vitgan_lite.positional import SinePositionalEmbedding
 from vitgan_lite.spectral import apply_spectral_norm, spectral_parametrization
 
 ATTN_INITS = ("unit-logit", "xavier")
+ATTENTIONS = ("l2", "dot")  # ViTGAN's tied L2 attention; dot-product attention (lesson 13's ablation)
 
 
 def qk_init_gain(head_dim: int) -> float:
@@ -58,18 +59,24 @@ class DiscriminatorBlock(nn.Module):
     """Pre-norm transformer block: x = x + attn(norm1(x)); x = x + mlp(norm2(x)).
 
     The attention is ViTGAN's L2 attention with tied q/k weights; the MLP is Linear -> GELU -> Linear
-    with hidden width ``int(dim * mlp_ratio)``.
+    with hidden width ``int(dim * mlp_ratio)``. ``attention="dot"`` puts the ordinary dot-product
+    attention (separate W_q, W_k) in its place: the ablation of lesson 13, not a ViTGAN setting.
 
     Forward: x (B, N, D) -> (B, N, D).
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, fast: bool = True) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float = 4.0, fast: bool = True, attention: str = "l2"
+    ) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
         if hidden < 1:
             raise ValueError(f"mlp_ratio {mlp_ratio} gives an MLP of width {hidden}: use mlp_ratio > 0")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = L2MultiHeadAttention(dim, num_heads, fast=fast)
+        attn_cls = L2MultiHeadAttention if attention == "l2" else MultiHeadAttention
+        self.attn = attn_cls(dim, num_heads, fast=fast)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
             OrderedDict(fc1=nn.Linear(dim, hidden), act=nn.GELU(), fc2=nn.Linear(hidden, dim))
@@ -94,6 +101,8 @@ class ViTDiscriminator(nn.Module):
         fast: use the ``scaled_dot_product_attention`` form of L2 attention (same function).
         attn_init: "unit-logit" (course choice, see :func:`qk_init_gain`) or "xavier" (timm / DiT rule)
             for the tied W_qk of every block. Under ISN the initial scale of W_qk is permanent.
+        attention: "l2" (ViTGAN, Sec. 4.1) or "dot" (plain dot-product attention, Xavier-initialised: the
+            ablation that removes L2 attention's Lipschitz bound).
     """
 
     def __init__(
@@ -109,6 +118,7 @@ class ViTDiscriminator(nn.Module):
         spectral_norm: str = "isn",
         fast: bool = True,
         attn_init: str = "unit-logit",
+        attention: str = "l2",
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -124,7 +134,8 @@ class ViTDiscriminator(nn.Module):
         self.cls_pos = nn.Parameter(torch.zeros(1, dim))  # (1, D), the CLS token's own learned position
         self.pos_embed = SinePositionalEmbedding(self.patch_embed.grid_size, dim)  # E_pos of the patches
         self.blocks = nn.ModuleList(
-            DiscriminatorBlock(dim, num_heads, mlp_ratio, fast=fast) for _ in range(depth)
+            DiscriminatorBlock(dim, num_heads, mlp_ratio, fast=fast, attention=attention)
+            for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)  # the final LN of y = LN(h_L^0)
         self.head = nn.Linear(dim, 1)  # the logit, no activation after it
@@ -156,7 +167,7 @@ class ViTDiscriminator(nn.Module):
                 nn.init.ones_(module.weight)  # identity affine, as torch's default and timm
                 nn.init.zeros_(module.bias)
         if self.attn_init == "unit-logit":
-            for block in self.blocks:
+            for block in (b for b in self.blocks if isinstance(b.attn, L2MultiHeadAttention)):
                 qk = block.attn.qk
                 wrapped = parametrize.is_parametrized(qk, "weight")
                 weight = qk.parametrizations.weight.original if wrapped else qk.weight
@@ -201,4 +212,4 @@ class ViTDiscriminator(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["ATTN_INITS", "DiscriminatorBlock", "ViTDiscriminator", "qk_init_gain"]
+__all__ = ["ATTENTIONS", "ATTN_INITS", "DiscriminatorBlock", "ViTDiscriminator", "qk_init_gain"]

@@ -33,6 +33,22 @@ from vitgan_lite.modulation import SLN, MappingNetwork
 from vitgan_lite.patches import unpatchify
 from vitgan_lite.positional import SinePositionalEmbedding
 
+MODULATIONS = ("sln", "input")  # where w enters: every SLN (ViTGAN), or once at the input (lesson 13)
+PATCH_HEADS = ("implicit", "linear")  # the patch decoder f_theta(E_fou, y), or a linear per-token head
+
+
+class LayerNormIgnoringW(nn.LayerNorm):
+    """``LayerNorm(h)`` with SLN's call signature ``(h, w)``: w is ignored (the ablation without SLN)."""
+
+    def forward(self, h: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(h)  # (B, N, D)
+
+
+def _norm(dim: int, style_dim: int, sln_gain: float, modulation: str) -> nn.Module:
+    if modulation not in MODULATIONS:
+        raise ValueError(f"modulation must be one of {MODULATIONS}, got {modulation!r}")
+    return SLN(dim, style_dim, gain=sln_gain) if modulation == "sln" else LayerNormIgnoringW(dim)
+
 
 class GeneratorBlock(nn.Module):
     """One generator transformer block: two self-modulated LayerNorms, MSA and an MLP.
@@ -49,12 +65,20 @@ class GeneratorBlock(nn.Module):
         num_heads: attention heads (must divide ``dim``).
         mlp_ratio: hidden width of the MLP is ``int(dim * mlp_ratio)``.
         style_dim: width S of w.
+        modulation: "sln" (ViTGAN); "input" puts plain LayerNorms that ignore w in their place (the
+            generator then feeds w in once, at its input: lesson 13's ablation).
 
     Shapes: forward ``h (B, N, D), w (B, S) -> (B, N, D)``.
     """
 
     def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float, style_dim: int, sln_gain: float = 1.0
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        style_dim: int,
+        sln_gain: float = 1.0,
+        modulation: str = "sln",
     ) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
@@ -62,9 +86,9 @@ class GeneratorBlock(nn.Module):
             raise ValueError(
                 f"mlp_ratio {mlp_ratio} gives an empty MLP for dim {dim}: use mlp_ratio > 0 (4.0 in ViT)"
             )
-        self.norm1 = SLN(dim, style_dim, gain=sln_gain)  # SLN_1: its own gamma_1(w), beta_1(w)
+        self.norm1 = _norm(dim, style_dim, sln_gain, modulation)  # SLN_1: its own gamma_1(w), beta_1(w)
         self.attn = MultiHeadAttention(dim, num_heads)
-        self.norm2 = SLN(dim, style_dim, gain=sln_gain)  # SLN_2: another instance, never shared
+        self.norm2 = _norm(dim, style_dim, sln_gain, modulation)  # SLN_2: another instance, never shared
         self.mlp = nn.Sequential(
             OrderedDict(fc1=nn.Linear(dim, hidden), act=nn.GELU(), fc2=nn.Linear(hidden, dim))
         )
@@ -93,6 +117,10 @@ class ViTGenerator(nn.Module):
         fourier_freq: initial frequency bound of the decoder's E_fou (lesson 07).
         sln_gain: how strongly w steers every SLN at init (``SLN(gain=...)``). 1.0, as the official code:
             at 0.1 every z gave nearly the same image layout and the GAN collapsed (lesson 11).
+        modulation, patch_head, fourier_features: ViTGAN is ``"sln"``, ``"implicit"``, ``True``. The
+            ablations of lesson 13: ``modulation="input"`` (plain LayerNorms, w added to every input token
+            through a linear layer), ``patch_head="linear"`` (each token's patch is ``Linear(y^i)``, no
+            implicit decoder), ``fourier_features=False`` (the decoder reads raw pixel coordinates, no E_fou).
 
     ``forward(z)`` is ``synthesize(mapping(z))``; start from ``synthesize(w)`` to interpolate in w space.
     ``from_config(cfg)`` builds it from a :class:`~vitgan_lite.config.Config`.
@@ -116,11 +144,16 @@ class ViTGenerator(nn.Module):
         demodulate: bool = True,
         fourier_freq: float = DEFAULT_FOURIER_FREQ,
         sln_gain: float = 1.0,
+        modulation: str = "sln",
+        patch_head: str = "implicit",
+        fourier_features: bool = True,
     ) -> None:
         super().__init__()
         check_divisible(image_size, patch_size)
         if depth < 1:
             raise ValueError(f"depth must be a positive number of blocks, got {depth}")
+        if patch_head not in PATCH_HEADS:
+            raise ValueError(f"patch_head must be one of {PATCH_HEADS}, got {patch_head!r}")
         self.image_size, self.patch_size, self.channels = image_size, patch_size, channels
         self.latent_dim, self.style_dim, self.dim = latent_dim, style_dim, dim
         self.grid_size = image_size // patch_size
@@ -128,18 +161,24 @@ class ViTGenerator(nn.Module):
         self.mapping = MappingNetwork(latent_dim, style_dim, num_layers=mapping_layers, lr_mul=mapping_lr_mul)
         self.pos_embed = SinePositionalEmbedding(self.grid_size, dim)  # E_pos, (N, D)
         self.blocks = nn.ModuleList(
-            GeneratorBlock(dim, num_heads, mlp_ratio, style_dim, sln_gain) for _ in range(depth)
+            GeneratorBlock(dim, num_heads, mlp_ratio, style_dim, sln_gain, modulation) for _ in range(depth)
         )
-        self.norm = SLN(dim, style_dim, gain=sln_gain)  # y = SLN(h_L, w): its own instance again
-        self.decoder = PatchDecoder(
-            dim,
-            patch_size,
-            channels,
-            hidden_dim=decoder_dim,
-            fourier_dim=fourier_dim,
-            demodulate=demodulate,
-            fourier_freq=fourier_freq,
-        )
+        self.norm = _norm(dim, style_dim, sln_gain, modulation)  # y = SLN(h_L, w): its own instance again
+        # w at the input instead (ablation): h_0 = E_pos + Linear(w) for every token
+        self.style_in = nn.Linear(style_dim, dim) if modulation == "input" else None
+        if patch_head == "linear":  # ablation: x^i = Linear(y^i), channels-first like the decoder's
+            self.decoder: nn.Module = nn.Linear(dim, channels * patch_size**2)
+        else:
+            self.decoder = PatchDecoder(
+                dim,
+                patch_size,
+                channels,
+                hidden_dim=decoder_dim,
+                fourier_dim=fourier_dim,
+                demodulate=demodulate,
+                fourier_freq=fourier_freq,
+                fourier_features=fourier_features,
+            )
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -151,8 +190,11 @@ class ViTGenerator(nn.Module):
         decoder (SIREN / StyleGAN2 rules) are initialised by their own ``reset_parameters``, which their
         constructors already ran: this method must not overwrite them.
         """
+        extra = [
+            m for m in (self.style_in, self.decoder) if isinstance(m, nn.Linear)
+        ]  # the ablations' layers
         for block in self.blocks:
-            for module in (*block.attn.modules(), *block.mlp.modules()):
+            for module in (*block.attn.modules(), *block.mlp.modules(), *extra):
                 if isinstance(module, nn.Linear):
                     nn.init.xavier_uniform_(module.weight)
                     if module.bias is not None:
@@ -180,6 +222,8 @@ class ViTGenerator(nn.Module):
             )
         B = w.shape[0]
         h = self.pos_embed().unsqueeze(0).expand(B, -1, -1)  # (B, N, D): h_0 = E_pos for every image
+        if self.style_in is not None:  # ablation without SLN: w enters once, added to every token
+            h = h + self.style_in(w).unsqueeze(1)  # (B, N, D)
         for block in self.blocks:
             h = block(h, w)  # (B, N, D)
         y = self.norm(h, w)  # (B, N, D): y = SLN(h_L, w)

@@ -268,6 +268,17 @@ class PatchCoordinateEncoding(nn.Module):
         return f"patch_size={self.patch_size}, dim={self.dim}, max_freq={self.max_freq:.3g}"
 
 
+class _RawCoordinates(nn.Module):
+    """The decoder's input without E_fou: the (row, col) coordinates of its pixels, ``() -> (P*P, 2)``."""
+
+    def __init__(self, patch_size: int) -> None:
+        super().__init__()
+        self.register_buffer("coords", coordinate_grid(patch_size), persistent=False)  # (P*P, 2)
+
+    def forward(self) -> torch.Tensor:
+        return self.coords  # (P*P, 2)
+
+
 class PatchDecoder(nn.Module):
     """f_theta(E_fou, y^i): decode every token into its P x P x C patch with a token-modulated SIREN.
 
@@ -291,6 +302,8 @@ class PatchDecoder(nn.Module):
         demodulate: demodulate the hidden layer (the output layer never is).
         omega0: frequency factor of the hidden sine.
         fourier_freq: initial frequency bound of E_fou (``PatchCoordinateEncoding.max_freq``).
+        fourier_features: False reads the raw (row, col) pixel coordinates in [-1, 1] instead of E_fou
+            (lesson 13's ablation): the first layer then sees 2 numbers per pixel, no learned frequencies.
 
     Shapes: forward ``y (B, N, D) -> (B, N, C*P*P)``, each patch flattened channels-first (C, P, P), the
     layout ``patches.unpatchify`` expects.
@@ -306,14 +319,20 @@ class PatchDecoder(nn.Module):
         demodulate: bool = True,
         omega0: float = math.sqrt(2.0),
         fourier_freq: float = DEFAULT_FOURIER_FREQ,
+        fourier_features: bool = True,
     ) -> None:
         super().__init__()
         hidden_dim = token_dim if hidden_dim is None else hidden_dim
-        fourier_dim = token_dim if fourier_dim is None else fourier_dim
+        fourier_dim = (token_dim if fourier_dim is None else fourier_dim) if fourier_features else 2
         _check_positive(token_dim=token_dim, channels=channels, hidden_dim=hidden_dim, omega0=omega0)
         self.token_dim, self.patch_size, self.channels = token_dim, patch_size, channels
         self.omega0 = omega0
-        self.fourier = PatchCoordinateEncoding(patch_size, fourier_dim, fourier_freq)  # E_fou (P*P, F)
+        if fourier_features:
+            self.fourier: nn.Module = PatchCoordinateEncoding(
+                patch_size, fourier_dim, fourier_freq
+            )  # (P*P, F)
+        else:
+            self.fourier = _RawCoordinates(patch_size)  # (P*P, 2)
         self.hidden = ModulatedLinear(fourier_dim, hidden_dim, token_dim, demodulate=demodulate)
         self.to_rgb = ModulatedLinear(hidden_dim, channels, token_dim, demodulate=False)
 
