@@ -17,8 +17,11 @@ so that every failure carries a sentence a learner can act on.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import torch
@@ -54,11 +57,8 @@ def checker(exercise: str, title: str) -> Callable[[F], F]:
                 raise ExerciseFailed(f"{where}: {e}") from None
             except AssertionError as e:
                 raise ExerciseFailed(f"{where}: {e}") from e
-            except Exception as e:  # the learner's code crashed: keep its traceback for debugging
-                raise ExerciseFailed(
-                    f"{where}: your code raised {type(e).__name__}: {e}. Read the traceback above "
-                    "to see which line; check the shapes in the docstring."
-                ) from e
+            except Exception as e:  # the learner's code crashed: a hint, and its traceback for debugging
+                raise ExerciseFailed(f"{where}: {crash_message(e)}") from e
             print(f"\u2705 {where}: all checks passed.")
             return True
 
@@ -66,6 +66,91 @@ def checker(exercise: str, title: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+# What a learner's crash usually means, matched on "ExceptionType: message" (first match wins).
+CRASH_HINTS: list[tuple[str, str]] = [
+    (
+        r"view size is not compatible with input tensor's size and stride",
+        "`.view` after `permute`/`transpose`: the tensor is no longer contiguous; use `.reshape(...)`",
+    ),
+    (
+        r"shape '\[.*\]' is invalid for input of size",
+        "a reshape or view whose sizes do not multiply to the number of elements: read each size "
+        "(B, N, C, P) from the input's shape instead of hard-coding it (3 channels, 32 pixels, ...)",
+    ),
+    (
+        r"mat1 and mat2 shapes cannot be multiplied|shapes cannot be multiplied|size mismatch",
+        "a matrix product whose inner sizes differ: check which axis holds the features "
+        "(transpose one side?)",
+    ),
+    (
+        r"The size of tensor a \(\d+\) must match the size of tensor b \(\d+\)",
+        "two tensors that do not broadcast: a size is hard-coded, or an axis needs `unsqueeze` to line up",
+    ),
+    (
+        r"Dimension out of range|too many indices",
+        "an axis that does not exist: count the input's dimensions (for (B, N, D): 0, 1, 2, "
+        "or -1 for the last)",
+    ),
+    (
+        r"does not require grad and does not have a grad_fn",
+        "a backward pass through a tensor with no graph: it was made under `torch.no_grad()` "
+        "or `.detach()`ed",
+    ),
+    (
+        r"leaf Variable that requires grad is being used in an in-place operation",
+        "an in-place change of a parameter (or a tensor that requires grad) outside `torch.no_grad()`",
+    ),
+    (
+        r"'NoneType' object",
+        "something is None where a tensor was expected: a function without `return`, or a `.grad` read "
+        "before any backward pass reached that tensor",
+    ),
+    (
+        r"missing \d+ required positional argument|positional arguments? but|unexpected keyword argument",
+        "a call whose arguments differ from the signature the exercise asks for: keep the stub's "
+        "argument names and order",
+    ),
+    (
+        r"Expected all tensors to be on the same device",
+        "tensors on different devices: create new tensors on the input's device "
+        "(`x.new_zeros`, `torch.zeros_like`)",
+    ),
+    (
+        r"expected (scalar type|m1 and m2 to have the same dtype)|must have the same dtype",
+        "mixed dtypes: create new tensors with the input's dtype (`x.new_zeros`, `torch.zeros_like`)",
+    ),
+]
+_STAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("checker_stage", default=None)
+
+
+@contextlib.contextmanager
+def stage(description: str) -> Iterator[None]:
+    """Name what the checker is doing (``with stage("patchify on a (2, 3, 8, 8) batch"):``), so that a crash
+    of the learner's code says which check was running and on what input."""
+    token = _STAGE.set(description)
+    try:
+        yield
+    except Exception as e:  # the innermost stage travels with the exception to the checker's wrapper
+        if not hasattr(e, "_checker_stage"):
+            e._checker_stage = description  # type: ignore[attr-defined]
+        raise
+    finally:
+        _STAGE.reset(token)
+
+
+def crash_message(e: BaseException) -> str:
+    """The sentence for a learner's crash: what was raised, during which check, and the likely cause."""
+    raised = f"{type(e).__name__}: {e}".strip()
+    text = f"your code raised {raised[:300]}"
+    where = getattr(e, "_checker_stage", None) or _STAGE.get()
+    if where:
+        text += f" while checking {where}"
+    cause = next((hint for pattern, hint in CRASH_HINTS if re.search(pattern, raised)), None)
+    if cause:
+        text += f". Likely cause: {cause}"
+    return text + ". Read the traceback above to see which line; check the shapes in the docstring."
 
 
 def _hint(e: NotImplementedError) -> str:
@@ -148,6 +233,8 @@ __all__ = [
     "expect_close",
     "expect_grads_reach_every_parameter",
     "expect_tensor",
+    "crash_message",
     "fail",
     "seeded",
+    "stage",
 ]
