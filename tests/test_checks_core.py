@@ -73,7 +73,10 @@ def test_a_crash_names_its_likely_cause_and_the_check(fn, cause):
         check_toy(fn)
     msg = str(info.value)
     assert "Exercise 0.1 (toy): your code raised" in msg
-    assert "while checking fn on x of shape (2, 3, 4)" in msg, msg
+    assert (
+        f"while checking fn on x of shape (2, 3, 4), in the call {fn.__name__}(tensor (2, 3, 4) float32"
+        in msg
+    ), msg
     assert "Likely cause:" in msg and __import__("re").search(cause, msg), msg
     assert info.value.__cause__ is not None, "the learner's traceback must stay attached"
 
@@ -89,7 +92,12 @@ def test_real_checkers_turn_crashes_into_hints():
         B, C, H, W = x.shape
         return x.reshape(B, C, H // P, P, W // P, P).permute(0, 2, 4, 1, 3, 5).view(B, -1, C * P * P)
 
-    assert_rejects(check_patchify, patchify_with_view, r"Likely cause: `\.view` after `permute`")
+    assert_rejects(
+        check_patchify,
+        patchify_with_view,
+        r"in the call patchify_with_view\(tensor \(\d+, 3, \d+, \d+\) float32, \d+\)\. "
+        r"Likely cause: `\.view` after `permute`",
+    )
 
     def d_step_old_signature(G, D, reals, opt_d, *, policy="color", generator=None):
         return {}

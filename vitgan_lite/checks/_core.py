@@ -44,8 +44,9 @@ def checker(exercise: str, title: str) -> Callable[[F], F]:
         @functools.wraps(check)
         def wrapper(obj: Any, *args: Any, **kwargs: Any) -> bool:
             where = f"Exercise {exercise} ({title})"
+            target = obj if isinstance(obj, type) or not callable(obj) else _traced(obj, title)
             try:
-                check(obj, *args, **kwargs)
+                check(target, *args, **kwargs)
             except NotImplementedError as e:
                 raise ExerciseNotImplemented(
                     f"{where} is not implemented yet: replace the `raise NotImplementedError(...)` line "
@@ -132,21 +133,50 @@ def stage(description: str) -> Iterator[None]:
     token = _STAGE.set(description)
     try:
         yield
-    except Exception as e:  # the innermost stage travels with the exception to the checker's wrapper
-        if not hasattr(e, "_checker_stage"):
-            e._checker_stage = description  # type: ignore[attr-defined]
+    except Exception as e:  # the stages travel with the exception (innermost first) to the checker's wrapper
+        if not hasattr(e, "_checker_stages"):
+            e._checker_stages = []  # type: ignore[attr-defined]
+        e._checker_stages.append(description)  # type: ignore[attr-defined]
         raise
     finally:
         _STAGE.reset(token)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"tensor {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
+    if isinstance(value, torch.nn.Module):
+        return type(value).__name__
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return repr(value)
+    return type(value).__name__
+
+
+def _traced(fn: Callable[..., Any], title: str) -> Callable[..., Any]:
+    """``fn`` that names each of its calls (the arguments' shapes) as the current :func:`stage`."""
+    name = getattr(fn, "__name__", "")
+    name = name if name.isidentifier() else title
+
+    @functools.wraps(fn)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        shown = [_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
+        with stage(f"the call {name}({', '.join(shown)})"):
+            return fn(*args, **kwargs)
+
+    return traced
 
 
 def crash_message(e: BaseException) -> str:
     """The sentence for a learner's crash: what was raised, during which check, and the likely cause."""
     raised = f"{type(e).__name__}: {e}".strip()
     text = f"your code raised {raised[:300]}"
-    where = getattr(e, "_checker_stage", None) or _STAGE.get()
-    if where:
-        text += f" while checking {where}"
+    stages = getattr(e, "_checker_stages", None) or ([_STAGE.get()] if _STAGE.get() else [])
+    calls = [s for s in stages if s.startswith("the call ")]
+    checks = [s for s in stages if not s.startswith("the call ")]
+    if checks:
+        text += f" while checking {checks[-1]}"
+    if calls:
+        text += f", in {calls[0]}" if checks else f" in {calls[0]}"
     cause = next((hint for pattern, hint in CRASH_HINTS if re.search(pattern, raised)), None)
     if cause:
         text += f". Likely cause: {cause}"
