@@ -205,3 +205,15 @@ test_sine_layer_mistakes_are_named = mistakes_are_named(
         (NoLinear, r"self.linear = nn.Linear"),
     ],
 )
+
+
+def test_a_bmm_over_an_expanded_weight_view_is_accepted():
+    # expand() allocates nothing: only a materialised (B, O, I) weight is the mistake, not a view of W
+    def bmm_expanded(x, weight, s, bias=None, demodulate=True, eps=1e-8):
+        W = weight.unsqueeze(0).expand(x.shape[0], *weight.shape)  # (B, O, I) view of W
+        out = torch.bmm(x * s.unsqueeze(1), W.transpose(1, 2))  # (B, M, O)
+        if demodulate:
+            out = out * torch.rsqrt(s.square() @ weight.square().t() + eps).unsqueeze(1)
+        return out + bias if bias is not None else out
+
+    assert check_modulated_linear(bmm_expanded)

@@ -140,7 +140,9 @@ def _mod_variants(
 
 
 class _ShapeRecorder(TorchFunctionMode):
-    """Records the shape of every tensor a function creates (to spot a materialised (B, O, I) weight)."""
+    """Records every tensor a function creates that owns its memory: its shape, and how many elements its
+    storage holds. A view (``expand``, ``transpose``) shares storage and allocates nothing, so only what is
+    really allocated counts (to spot a materialised (B, O, I) weight, not an expanded view of W)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -149,8 +151,8 @@ class _ShapeRecorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self.shapes.append(tuple(t.shape))
+            if isinstance(t, torch.Tensor) and t.untyped_storage().nbytes() >= t.numel() * t.element_size():
+                self.shapes.append(tuple(t.shape))  # a tensor backed by storage as large as itself
         return out
 
 
