@@ -1,15 +1,16 @@
-"""Exercise 11.1 (``ranking_accuracy``): the checker passes the reference and the solution, meets the stub
-with "not implemented yet", and names each realistic mistake."""
+"""Exercises 11.1 (``ranking_accuracy``) and 13.1 (``input_gradient_norm``): each checker passes the
+reference and the solution, meets the stub with "not implemented yet", and names each realistic mistake."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 from helpers import assert_checker_contract, mistakes_are_named
 
-from vitgan_lite.checks import check_ranking_accuracy
-from vitgan_lite.diagnostics import ranking_accuracy
+from vitgan_lite.checks import check_input_gradient_norm, check_ranking_accuracy
+from vitgan_lite.diagnostics import input_gradient_norm, ranking_accuracy
 
-L11 = "11_making_the_gan_learn"
+L11, L13 = "11_making_the_gan_learn", "13_what_breaks_without_it"
 
 
 def test_checker_contract(capsys):
@@ -71,3 +72,71 @@ def test_a_crash_is_reported_with_its_cause():
 
     with pytest.raises(AssertionError, match="raised RuntimeError"):
         check_ranking_accuracy(crashes)
+
+
+# ---- Exercise 13.1: input_gradient_norm ---------------------------------------------------------------
+
+
+def _grad(D, x, reduce="sum"):
+    x = x.detach().clone().requires_grad_(True)
+    out = D(x)
+    (g,) = torch.autograd.grad(out.sum() if reduce == "sum" else out.mean(), x)
+    return g  # (B, C, H, W)
+
+
+def grad_of_mean(D, x):
+    return float(_grad(D, x, "mean").flatten(1).norm(dim=1).mean())
+
+
+def one_norm_for_the_batch(D, x):
+    return float(_grad(D, x).norm())
+
+
+def squared_norm(D, x):
+    return float(_grad(D, x).flatten(1).square().sum(1).mean())
+
+
+def mean_abs_entry(D, x):
+    return float(_grad(D, x).abs().mean())
+
+
+def rms_of_norms(D, x):
+    return float(_grad(D, x).flatten(1).norm(dim=1).square().mean().sqrt())
+
+
+def marks_the_callers_images(D, x):
+    x.requires_grad_(True)
+    (g,) = torch.autograd.grad(D(x).sum(), x)
+    return float(g.flatten(1).norm(dim=1).mean())
+
+
+def backward_into_d(D, x):
+    x = x.detach().clone().requires_grad_(True)
+    D(x).sum().backward()
+    return float(x.grad.flatten(1).norm(dim=1).mean())
+
+
+def parameter_gradient(D, x):
+    grads = torch.autograd.grad(D(x).sum(), [p for p in D.parameters()], allow_unused=True)
+    return float(sum(g.norm() for g in grads if g is not None))
+
+
+def test_input_gradient_norm_checker_contract(capsys):
+    assert_checker_contract(
+        L13, {"input_gradient_norm": (check_input_gradient_norm, input_gradient_norm)}, capsys
+    )
+
+
+test_input_gradient_norm_mistakes_are_named = mistakes_are_named(
+    check_input_gradient_norm,
+    [
+        (grad_of_mean, r"MEAN of the logits"),
+        (one_norm_for_the_batch, r"ONE norm of the whole batch"),
+        (squared_norm, r"squared norm"),
+        (mean_abs_entry, r"absolute gradient entries"),
+        (rms_of_norms, r"root-mean-square"),
+        (marks_the_callers_images, r"changed the images it was given"),
+        (backward_into_d, r"D's parameters got gradients"),
+        (parameter_gradient, r"same input gradient v|mean of \|\|x_i\|\||expected"),
+    ],
+)

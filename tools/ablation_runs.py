@@ -36,6 +36,7 @@ SUBSET = 1_000  # the data-efficiency runs train on this many images (Zhao et al
 # name: (what is switched off, config overrides of tiny-cpu, train on the small subset?)
 RUNS: dict[str, tuple[str, dict, bool]] = {
     "full": ("tiny-cpu, every component on", {}, False),
+    "full_seed1": ("tiny-cpu, every component on, seed 1: the noise floor", {"seed": 1}, False),
     "sn": ("D: plain spectral norm instead of ISN", {"d_spectral_norm": "sn"}, False),
     "no_sn": ("D: no spectral normalization", {"d_spectral_norm": "none"}, False),
     "dot_attention": ("D: dot-product attention instead of L2", {"d_attention": "dot"}, False),

@@ -4,7 +4,8 @@ The teaching core: each module is one concept, taught by one notebook in ``noteb
 
     data (00), patches (01), positional (02), attention (03), spectral (04), discriminator (05),
     modulation (06), inr (07), generator (08), losses + augment (09), train (10),
-    diagnostics + quality (11), metrics (12); config, course and viz serve every lesson.
+    diagnostics + quality (11), metrics (12), the ablation switches and probes (13); config, course and
+    viz serve every lesson.
 
 The run layer, ``vitgan_lite.run`` (trainer, checkpoints, distributed, FID / IS, benchmark, command line),
 runs the core for real; the core never imports it. ``checks`` holds one checker per exercise.

@@ -1,7 +1,9 @@
-"""Checker for lesson 11 (making the GAN learn): Exercise 11.1 ``ranking_accuracy``.
+"""Checkers of the diagnostics: Exercise 11.1 ``ranking_accuracy`` (lesson 11) and 13.1
+``input_gradient_norm`` (lesson 13).
 
 ``ranking_accuracy(real_logits (Br,), fake_logits (Bf,)) -> float`` is P(D(real) > D(fake)) over all
-pairs, ties counting 1/2, the reference being ``vitgan_lite.diagnostics.ranking_accuracy``.
+pairs, ties counting 1/2. ``input_gradient_norm(D, x (B, C, H, W)) -> float`` is the mean over images of
+||dD(x_i)/dx_i||. The references are ``vitgan_lite.diagnostics``'.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
-from vitgan_lite.checks._core import checker, expect, seeded
+from vitgan_lite.checks._core import checker, expect, fail, seeded
+from vitgan_lite.diagnostics import input_gradient_norm as _ref_input_gradient_norm
 from vitgan_lite.diagnostics import ranking_accuracy as _reference
 
 
@@ -86,4 +90,98 @@ def check_ranking_accuracy(fn: Callable[[torch.Tensor, torch.Tensor], float]) ->
         )
 
 
-__all__ = ["check_ranking_accuracy"]
+# ----------------------------------------------------------------------------------------------------
+# Exercise 13.1: input_gradient_norm(D, x)
+
+
+class _ScaledLinearD(nn.Module):
+    """D(x_i) = <v, x_i> + b: its input gradient is v for every image, of norm ||v||."""
+
+    def __init__(self, v: torch.Tensor) -> None:
+        super().__init__()
+        self.v = nn.Parameter(v)
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.v).flatten(1).sum(1) + self.b  # (B,)
+
+
+class _SquareD(nn.Module):
+    """D(x_i) = 0.5 * ||x_i||^2: the gradient is x_i itself, so each image has its own gradient norm."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x.flatten(1).square().sum(1)  # (B,)
+
+
+def _probe(fn: Callable, D: nn.Module, x: torch.Tensor, what: str) -> float:
+    x_in = x.clone()
+    out = fn(D, x_in)
+    expect(
+        isinstance(out, (float, int)) or (isinstance(out, torch.Tensor) and out.numel() == 1),
+        f"input_gradient_norm should return one number (a float), got {type(out).__name__} on {what}",
+    )
+    expect(
+        not x_in.requires_grad and x_in.grad is None and torch.equal(x_in, x),
+        "your function changed the images it was given (requires_grad or .grad set, or values changed): "
+        "differentiate with respect to a copy, x = x.detach().clone().requires_grad_(True)",
+    )
+    expect(
+        all(p.grad is None for p in D.parameters()),
+        "D's parameters got gradients: a probe must not leave anything for the next optimizer step. Use "
+        "torch.autograd.grad(D(x).sum(), x) instead of .backward()",
+    )
+    return float(out)
+
+
+@checker("13.1", "input_gradient_norm")
+def check_input_gradient_norm(fn: Callable[[nn.Module, torch.Tensor], float]) -> None:
+    """Hand values on two discriminators whose gradients are known, then the reference on random ones."""
+    v = torch.full((3, 4, 4), 0.5)  # every image's gradient is v, ||v|| = 0.5 sqrt(48) = 3.46
+    x = torch.rand(4, 3, 4, 4, generator=seeded(0)) * 2 - 1  # (4, 3, 4, 4)
+    got = _probe(fn, _ScaledLinearD(v.clone()), x, "D(x) = <v, x> with ||v|| = 3.46")
+    want = float(v.norm())
+    if abs(got - want / 4) < 1e-4:
+        fail(
+            "you differentiated the MEAN of the logits: each image's gradient shrinks by 1/B. Differentiate "
+            "their SUM: the images do not interact in D, so d(sum)/dx_i is dD(x_i)/dx_i"
+        )
+    if abs(got - want * 2) < 1e-4:
+        fail(
+            "you took ONE norm of the whole batch's gradient (sqrt(B) times too large here): take one norm "
+            "per image, grad.flatten(1).norm(dim=1), then their mean"
+        )
+    if abs(got - want**2) < 1e-3:
+        fail("you returned the squared norm: take the square root (torch.linalg.vector_norm or .norm())")
+    if abs(got - 0.5) < 1e-4:
+        fail("you averaged the absolute gradient entries: the probe is the L2 NORM of each image's gradient")
+    expect(
+        abs(got - want) < 1e-4,
+        f"D(x) = <v, x> has the same input gradient v for every image, of norm {want:.4f}; got {got:.4f}",
+    )
+    # D(x) = ||x||^2 / 2: gradient x_i, so the answer is the mean of the per-image norms
+    x = torch.randn(5, 3, 4, 4, generator=seeded(1)) * torch.arange(1.0, 6.0).view(5, 1, 1, 1)  # (5, 3, 4, 4)
+    got = _probe(fn, _SquareD(), x, "D(x) = ||x||^2 / 2")
+    per_image = x.flatten(1).norm(dim=1)  # (5,)
+    if abs(got - float(per_image.square().mean().sqrt())) < 1e-3:
+        fail("you took the root-mean-square of the per-image norms: the probe is their plain MEAN")
+    expect(
+        abs(got - float(per_image.mean())) < 1e-3,
+        f"with D(x) = ||x||^2 / 2 the gradient of image i is x_i, so the answer is the mean of ||x_i|| = "
+        f"{float(per_image.mean()):.4f}; got {got:.4f}",
+    )
+    # random small discriminators against the reference
+    for seed in range(2):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            D = nn.Sequential(
+                nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0)
+            )
+        x = torch.randn(3, 3, 4, 4, generator=seeded(10 + seed))  # (3, 3, 4, 4)
+        want = _ref_input_gradient_norm(D, x)
+        got = _probe(fn, D, x, f"a small conv D (seed {seed})")
+        expect(
+            abs(got - want) < 1e-4 * max(1.0, want), f"on a small conv D: expected {want:.5f}, got {got:.5f}"
+        )
+
+
+__all__ = ["check_input_gradient_norm", "check_ranking_accuracy"]
