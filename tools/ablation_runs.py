@@ -15,8 +15,6 @@ Two processes at one thread each share a 2-core machine well: give each its own 
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,8 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools.gan_recipe_runs import run  # noqa: E402
-from vitgan_lite.data import default_source, load_images, to_float  # noqa: E402
+from tools.gan_recipe_runs import load_cifar, parse_run_args, run, save_result  # noqa: E402
+from vitgan_lite.data import to_float  # noqa: E402
 from vitgan_lite.diagnostics import input_gradient_norm, logit_spread, sample_diversity, separation  # noqa: E402
 from vitgan_lite.run.trainer import Trainer  # noqa: E402
 
@@ -73,21 +71,10 @@ def probe_with(train_reals: torch.Tensor, held_out: torch.Tensor):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, from {', '.join(RUNS)}")
-    p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    names = [n for n in args.runs.split(",") if n]
-    unknown = [n for n in names if n not in RUNS]
-    if unknown:
-        p.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
+    args, names = parse_run_args(argv, RUNS, __doc__, threads=1)
     OUT.mkdir(parents=True, exist_ok=True)
-    source = default_source()
-    images = load_images(source, "train", 32).images  # (50000, 3, 32, 32) uint8
+    images, held_out = load_cifar()
     subset = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:SUBSET]]
-    held_out = to_float(load_images(source, "test", 32, per_class=20).images)  # (200, 3, 32, 32)
     for name in names:
         desc, overrides, small = RUNS[name]
         data = subset if small else images
@@ -95,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] {desc}: {args.steps} steps on {len(data)} images", flush=True)
         probe = probe_with(train_reals, held_out)
         result = run(name, overrides, args.steps, data, held_out, out=OUT, probe=probe, log_every=100)
-        result = {"description": desc, "images": len(data), **result}
-        (OUT / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-        last = [r for r in result["log"] if "cfd" in r][-1]
-        print(f"[{name}] {result['wall_s']:.0f} s, cFD {last['cfd']:.2f}", flush=True)
+        save_result(OUT, name, {"description": desc, "images": len(data), **result})
     return 0
 
 

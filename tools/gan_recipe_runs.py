@@ -98,32 +98,56 @@ def run(
     for p in sorted(work.rglob("*"), reverse=True):
         p.unlink() if p.is_file() else p.rmdir()
     work.rmdir()
-    return {"name": name, "overrides": overrides, "steps": steps, "wall_s": round(wall, 1),
-            "threads": torch.get_num_threads(), "log": records}
+    return {
+        "name": name,
+        "overrides": overrides,
+        "steps": steps,
+        "wall_s": round(wall, 1),
+        "threads": torch.get_num_threads(),
+        "log": records,
+    }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, from {', '.join(RUNS)}")
+def parse_run_args(
+    argv: list[str] | None, runs: dict, doc: str, threads: int
+) -> tuple[argparse.Namespace, list[str]]:
+    """``--runs a,b --steps N --threads T`` of a precompute script; unknown run names are refused."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--runs", default=",".join(runs), help=f"comma-separated, from {', '.join(runs)}")
     p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=threads)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [n for n in args.runs.split(",") if n]
-    unknown = [n for n in names if n not in RUNS]
+    unknown = [n for n in names if n not in runs]
     if unknown:
-        p.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
-    OUT.mkdir(parents=True, exist_ok=True)
+        p.error(f"unknown run(s) {unknown}; choose from {', '.join(runs)}")
+    return args, names
+
+
+def load_cifar() -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images (uint8) and 200 held-out test images in [-1, 1] (20 per class)."""
     source = default_source()
     images = load_images(source, "train", 32).images  # (50000, 3, 32, 32) uint8
     held_out = to_float(load_images(source, "test", 32, per_class=20).images)  # (200, 3, 32, 32)
+    return images, held_out
+
+
+def save_result(out: Path, name: str, result: dict) -> None:
+    """``out/<name>.json``, and one line with the wall-clock and the last cFD."""
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    last = [r for r in result["log"] if "cfd" in r][-1]
+    print(f"[{name}] {result['wall_s']:.0f} s, cFD {last['cfd']:.2f}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, names = parse_run_args(argv, RUNS, __doc__, threads=2)
+    OUT.mkdir(parents=True, exist_ok=True)
+    images, held_out = load_cifar()
     for name in names:
         desc, overrides = RUNS[name]
         print(f"[{name}] {desc}: {args.steps} steps", flush=True)
-        result = {"description": desc, **run(name, overrides, args.steps, images, held_out)}
-        (OUT / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-        last = [r for r in result["log"] if "cfd" in r][-1]
-        print(f"[{name}] {result['wall_s']:.0f} s, cFD {last['cfd']:.2f}", flush=True)
+        save_result(OUT, name, {"description": desc, **run(name, overrides, args.steps, images, held_out)})
     return 0
 
 
