@@ -147,7 +147,7 @@ def test_ema_outside_no_grad_on_a_trainable_copy_is_named():
 
 def _make_d_step(
     *, drop_bcr=False, no_aug_logistic=False, grad_to_g=False, swap_order=False, bcr_pairs=False, own_z=False,
-    no_aug=False, no_means=False,
+    no_aug=False, no_means=False, no_zero_grad=False, attached=False,
 ):  # fmt: skip
     """The solution's D step with one realistic mistake switched on."""
 
@@ -171,10 +171,13 @@ def _make_d_step(
         else:
             bcr = bcr_penalty(real, real_aug, fake, fake_aug, lambda_real, lambda_fake)
         d_loss = d_adv + bcr
-        opt_d.zero_grad()
+        if not no_zero_grad:
+            opt_d.zero_grad()
         (d_adv if drop_bcr else d_loss).backward()
         opt_d.step()
         means = (real_aug.sum(), fake_aug.sum()) if no_means else (real_aug.mean(), fake_aug.mean())
+        if attached:  # the losses returned with their graphs
+            return {"d_loss": d_loss, "d_adv": d_adv, "bcr": bcr, "d_real": means[0], "d_fake": means[1]}
         return {
             "d_loss": d_loss.detach(),
             "d_adv": d_adv.detach(),
@@ -192,6 +195,8 @@ def _make_d_step(
         (_make_d_step(drop_bcr=True), r"bCR was computed and then dropped"),
         (_make_d_step(no_aug=True), r"never saw augmented images"),
         (_make_d_step(own_z=True), r"G never saw the z you were given"),
+        (_make_d_step(no_zero_grad=True), r"previous step were added.*zero_grad"),
+        (_make_d_step(attached=True), r"still carries its autograd graph.*detach"),
         (_make_d_step(no_means=True), r"returned 'd_real' differs.*MEAN logits"),
         (_make_d_step(grad_to_g=True), r"gradient reached G.*no_grad"),
         (_make_d_step(no_aug_logistic=True), r"logistic loss uses D\(T\(x\)\)"),

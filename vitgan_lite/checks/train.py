@@ -19,6 +19,7 @@ from torch import nn
 
 from vitgan_lite.augment import diff_augment
 from vitgan_lite.checks._core import ExerciseFailed, checker, expect, expect_close, fail, seeded
+from vitgan_lite.losses import bcr_penalty, d_logistic_loss
 from vitgan_lite.metrics import frechet_distance as ref_frechet_distance
 from vitgan_lite.train import d_step as ref_d_step
 
@@ -243,8 +244,24 @@ def _run_d_step(fn: Callable[..., dict], seed: int, B: int, policy: str, lam: fl
         return diff_augment(x, policy, seeded(10 * seed + (0 if is_reals else 1)))
 
     opt = torch.optim.Adam(D.parameters(), lr=1e-2, betas=(0.0, 0.99))
+    for p in D.parameters():  # stale gradients from an earlier step: a D step must clear them
+        p.grad = torch.full_like(p, 0.5)
     out = fn(G, D, reals, z, augment, opt, lam, lam)
     return out, G, D, z
+
+
+def _d_step_without_zero_grad(G, D, reals, z, augment, opt_d, lambda_real=10.0, lambda_fake=10.0):  # noqa: ANN001
+    """The reference D step with one mistake, to recognise it: the stale gradients are not cleared."""
+    B = reals.shape[0]
+    with torch.no_grad():
+        fakes = G(z)
+    real_aug, fake_aug, real, fake = D(torch.cat([augment(reals), augment(fakes), reals, fakes])).split(B)
+    (
+        d_logistic_loss(real_aug, fake_aug)
+        + bcr_penalty(real, real_aug, fake, fake_aug, lambda_real, lambda_fake)
+    ).backward()
+    opt_d.step()
+    return {}
 
 
 def _same_params(a: nn.Module, b: nn.Module) -> bool:
@@ -261,6 +278,11 @@ def check_d_step(d_step: Callable[..., dict]) -> None:
         expect(
             isinstance(out, dict) and all(k in out for k in D_STEP_KEYS),
             f"d_step should return a dict with the keys {', '.join(D_STEP_KEYS)}",
+        )
+        expect(
+            not any(isinstance(v, torch.Tensor) and v.requires_grad for v in out.values()),
+            "a returned number still carries its autograd graph (requires_grad=True): return "
+            "d_loss.detach() and friends, or the whole graph of the step stays in memory with the log",
         )
         expect(
             all(p.grad is None or not p.grad.abs().any() for p in G.parameters()),
@@ -291,6 +313,12 @@ def check_d_step(d_step: Callable[..., dict]) -> None:
                 "bCR was computed and then dropped: D was updated with the logistic loss alone. The loss "
                 "you call backward() on must be d_adv + bcr_penalty(real, real_aug, fake, fake_aug, "
                 "lambda_real, lambda_fake)"
+            )
+        _, _, D_stale, _ = _run_d_step(_d_step_without_zero_grad, seed, B, policy, lam)
+        if _same_params(D, D_stale):
+            fail(
+                "D's gradients from the previous step were added to this step's: call "
+                "opt_d.zero_grad(set_to_none=True) before d_loss.backward() (backward ACCUMULATES into .grad)"
             )
         _, _, D_noaug, _ = _run_d_step(ref_d_step, seed, B, "", lam)
         if _same_params(D, D_noaug):
