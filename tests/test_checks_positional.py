@@ -114,3 +114,14 @@ def test_crash_in_learner_code_is_reported_with_its_cause():
         return torch.zeros(n).view(-1, 7)
 
     assert_rejects(check_coordinate_grid, crashes, r"your code raised RuntimeError")
+
+
+def test_a_grid_of_one_patch_is_checked():
+    def divides_by_n_minus_1(n):
+        axis = torch.arange(n) * 2 / (n - 1) - 1  # NaN when n = 1
+        rows, cols = torch.meshgrid(axis, axis, indexing="ij")
+        return torch.stack([rows, cols], dim=-1).reshape(n * n, 2)
+
+    assert_rejects(
+        check_coordinate_grid, divides_by_n_minus_1, r"coordinate_grid\(1\) contains NaN.*linspace"
+    )

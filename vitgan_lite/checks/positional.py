@@ -18,7 +18,7 @@ from vitgan_lite.positional import coordinate_grid as ref_coordinate_grid
 from vitgan_lite.positional import fourier_features as ref_fourier_features
 
 # Grid sides: even and odd, the 8 x 8 token grid of CIFAR-10 with patch 4, and a 4 x 4 patch of pixels.
-GRID_SIZES = [3, 8, 4, 5, 2]
+GRID_SIZES = [3, 8, 4, 5, 2, 1]  # 1: an image that is one patch
 
 
 def _grid_from_axis(axis: torch.Tensor) -> torch.Tensor:
@@ -108,6 +108,11 @@ def check_coordinate_grid(coordinate_grid: Callable[[int], torch.Tensor]) -> Non
             fail(
                 f"coordinate_grid({n}) has shape {tuple(out.shape)}: flatten the grid to one row per "
                 f"token, shape ({n * n}, 2), with torch.stack([rows, cols], dim=-1).reshape({n * n}, 2)"
+            )
+        if n == 1 and isinstance(out, torch.Tensor) and out.is_floating_point() and out.isnan().any():
+            fail(
+                "coordinate_grid(1) contains NaN: a formula like 2 * i / (n - 1) - 1 divides by zero for a "
+                "grid of one patch. torch.linspace(-1, 1, n) handles n = 1 (it gives [-1])"
             )
         expect_tensor(out, (n * n, 2), f"coordinate_grid({n})")
         expect(
