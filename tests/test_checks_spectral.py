@@ -245,6 +245,12 @@ class NoFlatten(GoodISN):
         self.register_buffer("v", weight.detach().new_ones(weight.shape[1]) / weight.shape[1] ** 0.5)
 
 
+class NonPersistentBuffers(GoodISN):
+    def __init__(self, weight, n_power_iterations=1, eps=1e-12):
+        super().__init__(weight, n_power_iterations, eps)
+        self.register_buffer("sigma_init", self.sigma_init.clone(), persistent=False)
+
+
 test_isn_mistakes_are_named = mistakes_are_named(
     check_isn,
     [
@@ -265,6 +271,7 @@ test_isn_mistakes_are_named = mistakes_are_named(
         (SigmaInitAttribute, r"plain attribute, not a buffer"),
         (SigmaInitOneStep, r"compute it once, exactly"),
         (NoFlatten, r"conv weight.*W\.flatten\(1\)"),
+        (NonPersistentBuffers, r"sigma_init is registered with persistent=False.*state_dict"),
     ],
 )
 

@@ -148,6 +148,14 @@ def _buffers(norm: nn.Module, W: torch.Tensor) -> dict[str, torch.Tensor]:
                 "ISN must keep three buffers: u (out,), v (in,) and sigma_init (a scalar), registered in "
                 f"__init__ with self.register_buffer; found buffers {sorted(bufs)}"
             )
+    saved = norm.state_dict()
+    dropped = [name for name in ("u", "v", "sigma_init") if name not in saved]
+    expect(
+        not dropped,
+        f"{', '.join(dropped)} is registered with persistent=False, so it is missing from state_dict(): a "
+        "checkpoint would lose it and a resumed run would restart the power iteration (and, for "
+        "sigma_init, forget sigma(W_init)). Use self.register_buffer(name, tensor) without persistent=False",
+    )
     kind = "conv weight (out, in, k, k)" if W.ndim == 4 else "weight (out, in)"
     expect(
         tuple(bufs["u"].shape) == (out_f,) and tuple(bufs["v"].shape) == (in_f,),
