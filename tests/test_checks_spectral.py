@@ -251,6 +251,14 @@ class NonPersistentBuffers(GoodISN):
         self.register_buffer("sigma_init", self.sigma_init.clone(), persistent=False)
 
 
+class IgnoresIterations(GoodISN):
+    def step(self, W):
+        with torch.no_grad():
+            _, u, v = spectral.power_iteration(W, self.u, 1, self.eps)  # always one step
+            self.u.copy_(u)
+            self.v.copy_(v)
+
+
 test_isn_mistakes_are_named = mistakes_are_named(
     check_isn,
     [
@@ -272,6 +280,7 @@ test_isn_mistakes_are_named = mistakes_are_named(
         (SigmaInitOneStep, r"compute it once, exactly"),
         (NoFlatten, r"conv weight.*W\.flatten\(1\)"),
         (NonPersistentBuffers, r"sigma_init is registered with persistent=False.*state_dict"),
+        (IgnoresIterations, r"did not take 3 power-iteration steps.*self\.n_power_iterations"),
     ],
 )
 

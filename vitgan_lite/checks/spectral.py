@@ -25,6 +25,14 @@ def _unit(n: int, seed: int) -> torch.Tensor:
     return F.normalize(torch.randn(n, generator=seeded(seed)), dim=0)  # (n,)
 
 
+def _reference_u(W: torch.Tensor, u: torch.Tensor, n_iters: int) -> torch.Tensor:
+    """u after ``n_iters`` power-iteration steps from ``u`` on ``W.flatten(1)``."""
+    W = W.flatten(1)  # (out, in)
+    for _ in range(n_iters):
+        u = F.normalize(W @ F.normalize(W.T @ u, dim=0), dim=0)  # (out,)
+    return u
+
+
 def _stale_sigma(W: torch.Tensor, u: torch.Tensor, n_iters: int) -> torch.Tensor:
     """The mistake of returning sigma from the u *before* the last step: u_prev^T W v = |W^T u_prev|."""
     for _ in range(n_iters):
@@ -306,6 +314,20 @@ def check_isn(ISN: type) -> None:
         "(evaluation, sampling and FID must not change the layer)",
     )
     expect_close(out, ref(Wt), "in eval mode W_bar should be sigma_init * W / (u^T W v) with the stored u, v")
+
+    # The number of power iterations is an argument: 3 steps from a random u must go further than 1.
+    norm = ISN(nn.Parameter(W_init.clone()), n_power_iterations=3).train()
+    bufs = _buffers(norm, W_init)
+    with torch.no_grad():
+        norm.u.copy_(u0)
+        norm.v.copy_(v0)
+        norm(Wt)
+    expected_u = _reference_u(Wt, u0, 3)
+    expect(
+        torch.allclose(norm.u, expected_u, atol=1e-5),
+        "ISN(weight, n_power_iterations=3) did not take 3 power-iteration steps per training forward: use "
+        "self.n_power_iterations (stored in __init__) in the loop instead of a fixed count",
+    )
 
     # Two training forwards before one backward (D(real) and D(fake) in one step) must work.
     norm = ISN(nn.Parameter(W_init.clone())).train()
