@@ -294,3 +294,12 @@ def test_crash_in_learner_code_is_reported_with_its_cause():
             return h.view(-1, 7)
 
     assert_rejects(check_sln, Crashes, r"your code raised RuntimeError")
+
+
+def test_sln_weight_init_scale_is_checked():
+    class WideInit(modulation.SelfModulatedLayerNorm):
+        def reset_parameters(self):
+            super().reset_parameters()
+            nn.init.normal_(self.gamma.weight, 0.0, 1.0)
+
+    assert_rejects(check_sln, WideInit, r"weight of gamma has std .* instead of 0\.1 / sqrt\(S\)")

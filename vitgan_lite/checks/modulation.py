@@ -326,6 +326,14 @@ def _check_sln_init(gamma: nn.Linear, beta: nn.Linear) -> None:
             f"the weight of {label} is all zero: no gradient would reach w (and the mapping network), "
             "and every image would get the same modulation. Use small random weights",
         )
+        S = layer.weight.shape[1]
+        scaled_std = float(layer.weight.detach().std()) * math.sqrt(S)  # 0.1 for N(0, (0.1 / sqrt(S))^2)
+        expect(
+            0.04 < scaled_std < 0.25,
+            f"the weight of {label} has std {scaled_std / math.sqrt(S):.3g}, i.e. {scaled_std:.2f} / sqrt(S) "
+            "instead of 0.1 / sqrt(S): nn.init.normal_(weight, 0.0, 0.1 / math.sqrt(style_dim)), so that "
+            f"{label}(w) starts within about 0.1 of its bias and the SLN starts as a plain LayerNorm",
+        )
 
 
 def _layer_norm(h: torch.Tensor, dim: int, unbiased: bool = False, eps: float = 1e-5) -> torch.Tensor:
