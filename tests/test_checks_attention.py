@@ -224,3 +224,13 @@ def test_module_must_be_a_module_and_crashes_are_reported():
             return x.view(-1, 7)
 
     assert_rejects(check_l2_attention, Crashes, r"your code raised RuntimeError")
+
+
+def test_a_bias_free_tied_projection_is_accepted():
+    # the shared qk bias cancels in every q_i - k_j: leaving it out is as right as keeping it
+    class NoQkBias(attention.L2MultiHeadAttention):
+        def __init__(self, dim, num_heads):
+            super().__init__(dim, num_heads)
+            self.qk = nn.Linear(dim, dim, bias=False)
+
+    assert check_l2_attention(NoQkBias)

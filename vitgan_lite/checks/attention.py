@@ -234,10 +234,13 @@ def _learner_and_reference(
     expect(isinstance(mod, nn.Module), "your L2MultiHeadAttention should be an nn.Module subclass")
     ref = RefL2MultiHeadAttention(dim=dim, num_heads=num_heads, fast=False)
     _randomize(ref, seed)
-    ref_shapes = {n: p.shape for n, p in ref.state_dict().items()}
-    if {n: p.shape for n, p in mod.state_dict().items()} != ref_shapes:
+    ref_state = ref.state_dict()
+    if "qk.bias" not in mod.state_dict():
+        # A bias-free tied projection is right too: the shared bias cancels in every q_i - k_j.
+        ref_state = {n: t for n, t in ref_state.items() if n != "qk.bias"}
+    if {n: p.shape for n, p in mod.state_dict().items()} != {n: t.shape for n, t in ref_state.items()}:
         fail(_diagnose_parameters(mod, ref))
-    mod.load_state_dict(ref.state_dict())
+    mod.load_state_dict(ref_state)
     return mod, ref
 
 
@@ -334,7 +337,8 @@ def check_l2_attention(learner_cls: type[nn.Module]) -> None:
     x = torch.randn(3, 6, 8, generator=seeded(21))  # (B, N, D)
     with torch.no_grad():
         before = mod(x)  # (B, N, D)
-        mod.qk.bias.add_(3.0 * torch.randn(8, generator=seeded(22)))
+        if mod.qk.bias is not None:  # a bias-free qk passes this property by construction
+            mod.qk.bias.add_(3.0 * torch.randn(8, generator=seeded(22)))
         expect_close(
             mod(x),
             before,
@@ -350,7 +354,8 @@ def check_l2_attention(learner_cls: type[nn.Module]) -> None:
     with torch.no_grad():
         for name in ("qk", "v", "proj"):
             getattr(mod, name).weight.copy_(torch.eye(4))
-            getattr(mod, name).bias.zero_()
+            if getattr(mod, name).bias is not None:
+                getattr(mod, name).bias.zero_()
         x = 10.0 * torch.randn(2, 5, 4, generator=seeded(23))  # (B, N, D), far apart tokens
         expect_close(
             mod(x),
