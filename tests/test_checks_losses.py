@@ -2,7 +2,7 @@
 
 import torch
 import torch.nn.functional as F
-from helpers import assert_checker_contract, mistakes_are_named
+from helpers import assert_checker_contract, assert_rejects, mistakes_are_named
 
 from vitgan_lite import augment, losses
 from vitgan_lite.checks import (
@@ -207,3 +207,10 @@ test_bcr_mistakes_are_named = mistakes_are_named(
         (lambda D, r, f, T, lr=10.0, lf=10.0: _bcr(D, r, f, lambda t: t, lr, lf), r"penalty is zero"),
     ],
 )
+
+
+def test_a_detached_half_of_the_d_loss_is_named():
+    def d_detached(real, fake):
+        return F.softplus(-real).mean() + F.softplus(fake.detach()).mean()
+
+    assert_rejects(check_d_logistic_loss, d_detached, r"no gradient reaches fake_logits.*detached")

@@ -103,7 +103,13 @@ def check_d_logistic_loss(d_logistic_loss: Callable[[torch.Tensor, torch.Tensor]
             "the loss carries no gradient: compute it with torch operations on the logits (no .item(), "
             "no numpy, no torch.no_grad) so that backward() reaches D",
         )
-        gr, gf = torch.autograd.grad(out, (r, f))
+        gr, gf = torch.autograd.grad(out, (r, f), allow_unused=True)
+        for g, which in ((gr, "real_logits"), (gf, "fake_logits")):
+            expect(
+                g is not None,
+                f"no gradient reaches {which}: it is detached (or used under torch.no_grad()) inside the "
+                "loss. The value is right, but D would never learn from that half of the loss",
+            )
         # d/dt softplus(-t) = -sigmoid(-t); d/dt softplus(t) = sigmoid(t); each divided by its batch size
         expect_close(gr, -torch.sigmoid(-r.detach()) / B, "the gradient with respect to real_logits is wrong")
         expect_close(gf, torch.sigmoid(f.detach()) / Bf, "the gradient with respect to fake_logits is wrong")
