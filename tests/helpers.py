@@ -60,6 +60,21 @@ def mistakes_are_named(
     def test(wrong: Any, match: str) -> None:
         assert_rejects(check, wrong, match)
 
+    test.mutants = (check, list(cases))  # type: ignore[attr-defined]  # counted by tools/checker_mutants.py
+    return test
+
+
+def alternatives_pass(check: Callable[[Any], Any], alternatives: Sequence[Any]) -> Callable[[Any], None]:
+    """A test that ``check`` accepts each correct alternative of ``alternatives`` (another way to write it).
+
+    Assign it to a test name: ``test_foo_alternatives_pass = alternatives_pass(check_foo, [alt1, alt2])``.
+    """
+
+    @pytest.mark.parametrize("alternative", alternatives)
+    def test(alternative: Any) -> None:
+        assert check(alternative)
+
+    test.alternatives = (check, list(alternatives))  # type: ignore[attr-defined]
     return test
 
 

@@ -12,7 +12,13 @@ package's reference, and:
 
 Write a checker as a plain function decorated with :func:`checker`; inside it, use :func:`expect`,
 :func:`expect_close`, :func:`expect_tensor` and :func:`fail` (never a bare ``raise AssertionError``),
-so that every failure carries a sentence a learner can act on.
+so that every failure carries a sentence a learner can act on. Test one property at a time, from the
+most basic up (returns a tensor, shape, dtype, values on the simplest input, then the harder cases),
+so that the first failing property is the learner's mistake.
+
+Each checker also carries staged hints (``hints=``: a more concrete idea, then the shape of the code,
+never the answer) that :func:`hint` hands out one at a time, and the package's reference, which
+:func:`reveal` prints once the learner's own version has passed.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import importlib
+import inspect
 import re
+from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
@@ -37,13 +46,40 @@ class ExerciseFailed(AssertionError):
     """The learner's code runs but gives a wrong answer; the message names the likely mistake."""
 
 
-def checker(exercise: str, title: str) -> Callable[[F], F]:
-    """Turn ``check(obj, ...)`` into a learner-facing checker for ``Exercise <exercise>: <title>``."""
+@dataclass
+class Exercise:
+    """One exercise as the checkers know it: its number, title, staged hints and reference."""
+
+    number: str
+    title: str
+    hints: tuple[str, ...] = ()
+    reference: str | None = None  # "module:qualname" of the package's version, shown by reveal()
+    passed: bool = False  # the learner's version passed its checker in this kernel
+    hints_given: int = 0
+
+
+EXERCISES: dict[str, Exercise] = {}
+_LAST: list[str] = []  # the exercise checked most recently (the one hint() talks about by default)
+
+
+def checker(
+    exercise: str, title: str, *, hints: tuple[str, ...] = (), reference: str | None = None
+) -> Callable[[F], F]:
+    """Turn ``check(obj, ...)`` into a learner-facing checker for ``Exercise <exercise>: <title>``.
+
+    ``hints`` are the staged hints :func:`hint` gives after a failure (first the idea made concrete,
+    then the shape of the code, never the answer); ``reference`` ("module:qualname") is the package's
+    version, which :func:`reveal` prints once the check has passed.
+    """
+    EXERCISES[exercise] = Exercise(exercise, title, tuple(hints), reference)
 
     def decorate(check: F) -> F:
         @functools.wraps(check)
         def wrapper(obj: Any, *args: Any, **kwargs: Any) -> bool:
             where = f"Exercise {exercise} ({title})"
+            _LAST[:] = [exercise]
+            record = EXERCISES[exercise]
+            stuck = f" Stuck? Run `hint({exercise!r})` for a more concrete hint." if record.hints else ""
             target = obj if isinstance(obj, type) or not callable(obj) else _traced(obj, title)
             try:
                 check(target, *args, **kwargs)
@@ -55,18 +91,84 @@ def checker(exercise: str, title: str) -> Callable[[F], F]:
             except ExerciseNotImplemented:
                 raise
             except ExerciseFailed as e:
-                raise ExerciseFailed(f"{where}: {e}") from None
+                raise ExerciseFailed(f"{where}: {e}{stuck}") from None
             except AssertionError as e:
-                raise ExerciseFailed(f"{where}: {e}") from e
+                raise ExerciseFailed(f"{where}: {e}{stuck}") from e
             except Exception as e:  # the learner's code crashed: a hint, and its traceback for debugging
-                raise ExerciseFailed(f"{where}: {crash_message(e)}") from e
-            print(f"\u2705 {where}: all checks passed.")
+                raise ExerciseFailed(f"{where}: {crash_message(e)}{stuck}") from e
+            record.passed = True
+            shown = f" Compare with the course's version: `reveal({exercise!r})`." if record.reference else ""
+            print(f"\u2705 {where}: all checks passed.{shown}")
             return True
 
         wrapper.exercise = exercise  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _exercise(number: str | None) -> Exercise:
+    number = number if number is not None else (_LAST[0] if _LAST else None)
+    if number is None:
+        raise ValueError("Run a checker first, or name the exercise: hint('1.1').")
+    number = str(number)
+    if number not in EXERCISES:
+        raise ValueError(f"There is no exercise {number!r}; the exercises are {', '.join(EXERCISES)}.")
+    return EXERCISES[number]
+
+
+def hint(exercise: str | None = None, level: int | None = None) -> str:
+    """The next staged hint for ``exercise`` (default: the exercise checked last), printed and returned.
+
+    Each call goes one level deeper: first the idea made concrete, then the shape of the code (never
+    the answer). ``level`` (1, 2, ...) asks for one level directly.
+    """
+    record = _exercise(exercise)
+    if not record.hints:
+        text = f"Exercise {record.number} has no staged hints: the checker's message is the hint."
+    else:
+        n = level if level is not None else min(record.hints_given + 1, len(record.hints))
+        if not 1 <= n <= len(record.hints):
+            raise ValueError(f"Exercise {record.number} has hints 1 to {len(record.hints)}, not {n}.")
+        record.hints_given = max(record.hints_given, n)
+        more = (
+            f" (run hint({record.number!r}) again for hint {n + 1} of {len(record.hints)})"
+            if n < len(record.hints)
+            else " (the last hint; after that, compare with the lesson notebook)"
+        )
+        text = f"Hint {n} for exercise {record.number} ({record.title}){more}:\n{record.hints[n - 1]}"
+    print(text)
+    return text
+
+
+def reference_source(exercise: str) -> str:
+    """The source code of the package's version of ``exercise``."""
+    record = _exercise(exercise)
+    if record.reference is None:
+        raise ValueError(f"Exercise {record.number} has no package version to show.")
+    module, _, qualname = record.reference.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return inspect.getsource(obj)
+
+
+def reveal(exercise: str | None = None, force: bool = False) -> str | None:
+    """Print the package's version of ``exercise``, once your own has passed its checker (or ``force``)."""
+    record = _exercise(exercise)
+    if not (record.passed or force):
+        print(
+            f"Exercise {record.number} has not passed its checker in this session yet: make it pass first "
+            f"(`hint({record.number!r})` helps), then compare. `reveal({record.number!r}, force=True)` "
+            "shows it anyway."
+        )
+        return None
+    if record.reference is None:
+        print(f"Exercise {record.number}'s reference is the code cell of its lesson notebook.")
+        return None
+    source = reference_source(record.number)
+    print(f"The course's version ({record.reference.replace(':', '.')}):\n\n{source}")  # type: ignore[union-attr]
+    return source
 
 
 # What a learner's crash usually means, matched on "ExceptionType: message" (first match wins).
@@ -255,6 +357,8 @@ def expect_grads_reach_every_parameter(
 
 
 __all__ = [
+    "EXERCISES",
+    "Exercise",
     "ExerciseFailed",
     "ExerciseNotImplemented",
     "build_seeded",
@@ -265,6 +369,9 @@ __all__ = [
     "expect_tensor",
     "crash_message",
     "fail",
+    "hint",
+    "reference_source",
+    "reveal",
     "seeded",
     "stage",
 ]
