@@ -31,7 +31,7 @@ def _mean_offdiag_logit(D: ViTDiscriminator, x: torch.Tensor) -> float:
 
 
 def test_qk_init_gain_hand_value():
-    assert qk_init_gain(32) == pytest.approx(128 ** -0.25)
+    assert qk_init_gain(32) == pytest.approx(128**-0.25)
     assert qk_init_gain(1) == pytest.approx(1 / math.sqrt(2))
     assert 2 * qk_init_gain(16) ** 2 * math.sqrt(16) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="positive"):
@@ -105,10 +105,29 @@ def test_equalized_groups_reproduce_an_equalized_layer():
 
 def test_trainer_logs_cfd(tmp_path):
     folder = write_image_folder(tmp_path, 24, size=32)
-    cfg = get_config("tiny-cpu", latent_dim=16, style_dim=16, mapping_layers=1, g_dim=16, g_depth=1,
-                     g_num_heads=2, g_fourier_dim=16, g_decoder_dim=16, d_dim=16, d_depth=1, d_num_heads=2,
-                     batch_size=4, steps=2, log_every=1, sample_every=10, ckpt_every=10, fid_num_samples=0,
-                     cfd_every=2, cfd_num_samples=40, equalized_lr=True)
+    cfg = get_config(
+        "tiny-cpu",
+        latent_dim=16,
+        style_dim=16,
+        mapping_layers=1,
+        g_dim=16,
+        g_depth=1,
+        g_num_heads=2,
+        g_fourier_dim=16,
+        g_decoder_dim=16,
+        d_dim=16,
+        d_depth=1,
+        d_num_heads=2,
+        batch_size=4,
+        steps=2,
+        log_every=1,
+        sample_every=10,
+        ckpt_every=10,
+        fid_num_samples=0,
+        cfd_every=2,
+        cfd_num_samples=40,
+        equalized_lr=True,
+    )
     Trainer(cfg, tmp_path / "run", device="cpu", data=str(folder)).train()
     recs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     (q,) = [r for r in recs if "cfd" in r]
@@ -129,12 +148,30 @@ def test_presets_and_legacy_configs():
 
 def test_resume_across_optimizer_groupings_is_refused(tmp_path):
     folder = write_image_folder(tmp_path, 8, size=16)
-    kw = dict(image_size=16, latent_dim=16, style_dim=16, mapping_layers=1, g_dim=16, g_depth=1,
-              g_num_heads=2, g_fourier_dim=16, g_decoder_dim=16, d_dim=16, d_depth=1, d_num_heads=2,
-              batch_size=4, steps=1, log_every=1, sample_every=10, ckpt_every=1, fid_num_samples=0)
+    kw = dict(
+        image_size=16,
+        latent_dim=16,
+        style_dim=16,
+        mapping_layers=1,
+        g_dim=16,
+        g_depth=1,
+        g_num_heads=2,
+        g_fourier_dim=16,
+        g_decoder_dim=16,
+        d_dim=16,
+        d_depth=1,
+        d_num_heads=2,
+        batch_size=4,
+        steps=1,
+        log_every=1,
+        sample_every=10,
+        ckpt_every=1,
+        fid_num_samples=0,
+    )
     Trainer(get_config("tiny-cpu", **kw), tmp_path / "run", device="cpu", data=str(folder)).train()
-    other = Trainer(get_config("tiny-cpu", equalized_lr=True, **kw), tmp_path / "run", device="cpu",
-                    data=str(folder))
+    other = Trainer(
+        get_config("tiny-cpu", equalized_lr=True, **kw), tmp_path / "run", device="cpu", data=str(folder)
+    )
     with pytest.raises(CheckpointError, match="equalized_lr=False"):
         other.resume(tmp_path / "run")
 
@@ -161,8 +198,19 @@ def test_sln_gain_sets_the_weight_scale_and_how_much_z_matters():
     z = torch.randn(32, 16, generator=torch.Generator().manual_seed(1))
     for gain in (0.1, 1.0):
         torch.manual_seed(0)
-        G = ViTGenerator(image_size=16, patch_size=4, latent_dim=16, style_dim=16, mapping_layers=1, dim=32,
-                         depth=1, num_heads=2, fourier_dim=16, decoder_dim=16, sln_gain=gain)
+        G = ViTGenerator(
+            image_size=16,
+            patch_size=4,
+            latent_dim=16,
+            style_dim=16,
+            mapping_layers=1,
+            dim=32,
+            depth=1,
+            num_heads=2,
+            fourier_dim=16,
+            decoder_dim=16,
+            sln_gain=gain,
+        )
         with torch.no_grad():
             spread[gain] = float(G(z).std(dim=0).mean())  # how much the image changes across z
     assert spread[1.0] > 3 * spread[0.1], spread

@@ -92,8 +92,16 @@ def test_separation_keys_and_values():
 
 def _short_gan(images, held_out, steps: int, **overrides) -> list[dict]:
     """Train tiny-cpu for ``steps`` at batch 16; D's held-out separation (reals vs fresh fakes) per log."""
-    cfg = get_config("tiny-cpu", batch_size=16, log_every=max(steps // 5, 1), sample_every=10**9,
-                     ckpt_every=10**9, fid_num_samples=0, cfd_every=0, **overrides)
+    cfg = get_config(
+        "tiny-cpu",
+        batch_size=16,
+        log_every=max(steps // 5, 1),
+        sample_every=10**9,
+        ckpt_every=10**9,
+        fid_num_samples=0,
+        cfd_every=0,
+        **overrides,
+    )
     probes: list[dict] = []
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out, device="cpu", data=images)
@@ -116,8 +124,9 @@ def test_rung3_the_logit_gap_opens_in_a_gan_run(cifar):
     train, test = cifar
     held_out = to_float(test.images[:100])
     after = _short_gan(train.images, held_out, 100)
-    before = _short_gan(train.images, held_out, 100, d_attn_init="xavier", lambda_real=10.0, lambda_fake=10.0,
-                        g_sln_gain=0.1)
+    before = _short_gan(
+        train.images, held_out, 100, d_attn_init="xavier", lambda_real=10.0, lambda_fake=10.0, g_sln_gain=0.1
+    )
     gap_after = sum(p["gap"] for p in after[-3:]) / 3
     gap_before = sum(abs(p["gap"]) for p in before[-3:]) / 3
     assert gap_after > 0.2, after
@@ -131,8 +140,15 @@ def test_rung4_one_class_is_learned(cifar):
     train, _ = cifar
     planes = train.images[train.labels == train.classes.index("airplane")]  # (100, 3, 32, 32)
     ref = quality.reference_statistics(planes)
-    cfg = get_config("tiny-cpu", batch_size=16, log_every=10**9, sample_every=10**9, ckpt_every=10**9,
-                     fid_num_samples=0, cfd_every=0)
+    cfg = get_config(
+        "tiny-cpu",
+        batch_size=16,
+        log_every=10**9,
+        sample_every=10**9,
+        ckpt_every=10**9,
+        fid_num_samples=0,
+        cfd_every=0,
+    )
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out, device="cpu", data=planes)
         z = torch.randn(200, cfg.latent_dim, generator=torch.Generator().manual_seed(0))

@@ -52,7 +52,7 @@ class Row:
 
 
 def collect() -> dict[str, tuple[Callable[..., Any], list, list]]:
-    """``{exercise: (check, [(wrong, regex), ...], [alternative, ...])}`` from every tests/test_checks_*.py."""
+    """``{exercise: (check, [(wrong, regex), ...], [alternatives])}`` from every tests/test_checks_*.py."""
     for p in (str(ROOT), str(ROOT / "tests")):
         if p not in sys.path:
             sys.path.insert(0, p)

@@ -21,4 +21,6 @@ from vitgan_lite.checks.positional import *  # noqa: F403  lesson 02
 from vitgan_lite.checks.spectral import *  # noqa: F403  lesson 04
 from vitgan_lite.checks.train import *  # noqa: F403  lesson 10
 
-__all__ = ["ExerciseFailed", "ExerciseNotImplemented", "hint", "reveal"] + [n for n in dir() if n.startswith("check_")]
+__all__ = ["ExerciseFailed", "ExerciseNotImplemented", "hint", "reveal"] + [
+    n for n in dir() if n.startswith("check_")
+]

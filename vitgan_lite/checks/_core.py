@@ -29,8 +29,8 @@ import functools
 import importlib
 import inspect
 import re
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import torch
