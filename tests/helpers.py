@@ -35,7 +35,7 @@ def assert_not_implemented(check: Callable[[Any], Any], stub: Any) -> None:
     """The checker meets a stub with a friendly 'not implemented yet', not a traceback from deep inside."""
     with pytest.raises(ExerciseNotImplemented, match="is not implemented yet") as info:
         check(stub)
-    assert "Hint:" in str(info.value)
+    assert "Goal:" in str(info.value)
 
 
 def assert_rejects(check: Callable[[Any], Any], wrong: Any, match: str) -> None:

@@ -63,6 +63,26 @@ def test_every_solution_has_an_exercise_and_no_solution_leaks():
         )
 
 
+def test_each_exercise_is_followed_by_its_hints_and_the_reveal_of_the_course_version():
+    import vitgan_lite.checks as checks
+
+    numbers = []
+    for path in EXERCISES:
+        nb = nbformat.read(path, as_version=4)
+        assert "**How to work.**" in nb.cells[0].source, path.name
+        for i, cell in enumerate(nb.cells):
+            for number in mk.exercises_checked(cell.source) if cell.cell_type == "code" else []:
+                later = [c.source for c in nb.cells[i + 1 :] if c.cell_type == "code"]
+                reveals = [j for j, src in enumerate(later) if f'reveal("{number}")' in src]
+                checks_again = [j for j, src in enumerate(later) if number in mk.exercises_checked(src)]
+                assert reveals, f"{path.name}: no reveal cell for exercise {number}"
+                assert not checks_again or reveals[0] > checks_again[-1], f"{path.name}: reveal before check"
+                numbers.append(number)
+    assert sorted(set(numbers)) == sorted(
+        getattr(checks, n).exercise for n in checks.__all__ if n.startswith("check_")
+    )
+
+
 @pytest.mark.parametrize("path", EXERCISES, ids=[p.stem for p in EXERCISES])
 def test_exercise_runs_top_to_bottom_with_stubs(path):
     """A learner's 'Run all' on the untouched exercise: no crash, every check says 'not implemented yet'."""

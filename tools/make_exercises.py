@@ -13,7 +13,9 @@ The exercise notebook gets, at the marker's indentation::
 
 Outputs and execution counts are cleared, the Colab badge points at the exercise, and every cell
 that calls a ``check_*`` checker is tagged ``raises-exception`` so that "Run all" goes on past the
-"not implemented yet" messages (JupyterLab and nbclient honour the tag).
+"not implemented yet" messages (JupyterLab and nbclient honour the tag). After the last check of each
+exercise comes a cell that offers the staged hints (``hint("1.1")``) and, once the check has passed,
+shows the course's version (``reveal("1.1")``): the learner writes it first, then compares.
 
 Usage::
 
@@ -35,6 +37,33 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION (?P<id>\d+\.\d+):\s*(?P<hint>.+?)\s*$")
 END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
 CHECK_CALL = re.compile(r"\bcheck_\w+\(")
+CHECK_NAME = re.compile(r"\b(check_\w+)\(")
+REVEAL_CELL = """\
+# Stuck? hint("{n}") gives a more concrete hint; each call goes one level deeper, never the answer.
+# Passed? Compare your version with the course's: reveal("{n}") shows it once your check has passed.
+from vitgan_lite.checks import hint, reveal
+
+reveal("{n}")"""
+
+
+HOW_TO_WORK = """
+
+**How to work.** Write each piece from its description and equation, before you look at the lesson's
+code (that cell is the answer). A failing check names the first property that is wrong; `hint("N.M")`
+then gives a more concrete hint, and a second call the shape of the code, never the answer. Once a
+check passes, the cell under it shows the course's version (`reveal("N.M")`) to compare with yours."""
+
+
+def exercises_checked(source: str) -> list[str]:
+    """The exercise numbers (``"1.1"``) of the checkers that a cell calls, in order."""
+    import vitgan_lite.checks as checks
+
+    numbers = []
+    for name in CHECK_NAME.findall(source):
+        number = getattr(getattr(checks, name, None), "exercise", None)
+        if number and number not in numbers:
+            numbers.append(number)
+    return numbers
 
 
 class MarkerError(ValueError):
@@ -92,6 +121,17 @@ def make_exercise(solution: nbformat.NotebookNode, name: str) -> nbformat.Notebo
             cell.metadata.pop("tags", None)
     if not found:
         raise MarkerError(f"solutions/{name} has no '# BEGIN SOLUTION N.M: hint' region")
+    # after the last cell that checks an exercise, the cell with its hints and the course's version
+    last: dict[str, int] = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            for number in exercises_checked(cell.source):
+                last[number] = i
+    nb.cells[0].source += HOW_TO_WORK
+    for number, i in sorted(last.items(), key=lambda item: -item[1]):
+        cell = nbformat.v4.new_code_cell(REVEAL_CELL.format(n=number))
+        cell.id = f"hint-and-reveal-{number.replace('.', '-')}"  # stable, so that --check can compare
+        nb.cells.insert(i + 1, cell)
     nb.metadata.pop("widgets", None)
     return nb
 

@@ -86,7 +86,8 @@ def checker(
             except NotImplementedError as e:
                 raise ExerciseNotImplemented(
                     f"{where} is not implemented yet: replace the `raise NotImplementedError(...)` line "
-                    f"with your code, then run this cell again. Hint: {_hint(e)}"
+                    f"with your code, then run this cell again. Goal: {_hint(e)}."
+                    + (f" For a hint, run `hint({exercise!r})`." if record.hints else "")
                 ) from None
             except ExerciseNotImplemented:
                 raise
