@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from helpers import write_image_folder
@@ -135,3 +136,77 @@ def test_parse_value():
 def test_help_exits_0(capsys):
     assert main(["--help"]) == 0
     assert "train" in capsys.readouterr().out
+
+
+# ---- the run folder: one run per folder, resume that does what it says (issue 15) ---------------------
+
+
+def test_a_used_folder_is_not_overwritten_without_overwrite(run, image_folder, capsys):
+    before = (run / "metrics.jsonl").read_text()
+    argv = ["train", *TINY_FLAGS, "--out", str(run), "--data", str(image_folder), "--steps", "2"]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert "already holds a run" in line and "--resume" in line and "--overwrite" in line
+    assert (run / "metrics.jsonl").read_text() == before, "the old run is untouched"
+
+
+def test_overwrite_starts_over(tmp_path, image_folder, capsys):
+    out = tmp_path / "run"
+    argv = ["train", *TINY_FLAGS, "--out", str(out), "--data", str(image_folder)]
+    assert main([*argv, "--steps", "4"]) == 0
+    assert main([*argv, "--steps", "2", "--overwrite"]) == 0
+    assert [p.name for p in list_checkpoints(out)] == ["ckpt_0000002.pt"]
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 2
+
+
+def test_resume_where_there_is_no_run_is_refused_naming_nearby_runs(run, capsys):
+    typo = run.parent / (run.name + "x")
+    assert main(["train", "--out", str(typo), "--resume", "--device", "cpu"]) == 2
+    line = one_error_line(capsys)
+    assert f"no run to resume in {typo}" in line and str(run) in line
+    assert not typo.exists(), "nothing was created"
+
+
+def test_resume_beyond_steps_is_refused(run, capsys):
+    assert main(["train", "--out", str(run), "--resume", "--steps", "1", "--device", "cpu"]) == 2
+    assert "nothing to do; pass a larger --steps" in one_error_line(capsys)
+
+
+def test_overrides_on_resume_are_applied_and_saved(tmp_path, image_folder, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY_FLAGS, "--out", str(out), "--data", str(image_folder), "--steps", "2"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--steps", "3", "--lr-d", "1e-5"]) == 0
+    assert "lr_d 0.002 -> 1e-05" in capsys.readouterr().err
+    state = load_checkpoint(out / "ckpt_0000003.pt")
+    assert state["config"]["lr_d"] == 1e-5
+    assert {g["lr"] for g in state["opt_d"]["param_groups"]} == {1e-5}, (
+        "the optimizer runs what the config says"
+    )
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (["--data", ""], "data is empty"),
+        (["--set", "steps=2.5e0"], "steps must be a int, got '2.5e0'"),
+        (["--set", "amp=fp17"], "amp must be one of"),
+        (["--set", "g_patch_size=0"], "g_patch_size must be a positive integer"),
+        (["--set", "image_size=0"], "image_size must be a positive integer"),
+        (["--set", "beta2=1.0"], r"beta2 must be in \[0, 1\)"),
+        (["--set", "beta1=-0.1"], r"beta1 must be in \[0, 1\)"),
+        (["--resume", "--overwrite"], "pass one of them"),
+    ],
+)
+def test_silent_wrong_values_are_refused(flags, match, tmp_path, capsys):
+    assert main(["train", *TINY_FLAGS, "--out", str(tmp_path / "run"), *flags]) == 2
+    assert re.search(match, one_error_line(capsys))
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    file = tmp_path / "file"
+    file.write_text("x")
+    assert main(["train", *TINY_FLAGS, "--out", str(file)]) == 2
+    assert "is a file, not a folder" in one_error_line(capsys)

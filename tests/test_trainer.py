@@ -176,3 +176,97 @@ def test_random_streams_are_distinct_and_seeded():
     draws = {name: torch.randn(3, generator=rng_stream(0, name)) for name in trainer_mod.RNG_STREAMS}
     assert len({tuple(v.tolist()) for v in draws.values()}) == len(draws)
     assert torch.equal(draws["z"], torch.randn(3, generator=torch.Generator().manual_seed(2)))
+
+
+# ---- faults that must not lose or corrupt a run (issue 15) -------------------------------------------
+
+
+def test_a_full_disk_keeps_the_newest_good_checkpoint(tmp_path, image_folder, monkeypatch):
+    import errno
+
+    import vitgan_lite.run.checkpoints as ckpt_mod
+
+    trainer = Trainer(tiny_config(), tmp_path / "run", device="cpu", data=image_folder)
+    trainer.train(2)
+
+    def disk_full(state, f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", disk_full)
+    with pytest.raises(
+        CheckpointError, match=r"the disk is full; the newest complete checkpoint is still .*ckpt_0000002\.pt"
+    ):
+        trainer.train(4)
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["ckpt_0000002.pt"]
+    assert not list((tmp_path / "run").glob(".ckpt_*")), "no temporary file left behind"
+    assert load_checkpoint(tmp_path / "run" / "ckpt_0000002.pt")["step"] == 2
+    assert not (tmp_path / "run" / "run.lock").exists(), "the lock is released on the way out"
+
+
+def test_nan_weights_are_never_checkpointed(tmp_path, image_folder):
+    trainer = Trainer(tiny_config(), tmp_path / "run", device="cpu", data=image_folder)
+    with torch.no_grad():
+        next(trainer.G.parameters()).fill_(float("nan"))  # as lr_g=inf does after a step or two
+    with pytest.raises(TrainingDiverged, match=r"weights of G(?: and G_ema)? hold NaN or inf"):
+        trainer.save()
+    assert list_checkpoints(tmp_path / "run") == []
+
+
+def test_fuzzed_checkpoint_bytes_always_give_the_checkpoint_error(tmp_path, image_folder):
+    import random
+
+    Trainer(tiny_config(), tmp_path / "run", device="cpu", data=image_folder).train(2)
+    good = (tmp_path / "run" / "ckpt_0000002.pt").read_bytes()
+    bad = tmp_path / "bad.pt"
+    rng = random.Random(0)
+    outcomes = {"refused": 0, "loaded": 0}
+    for seed in range(300):
+        kind = seed % 3
+        if kind == 0:  # random bytes, sometimes with a zip or pickle header
+            head = rng.choice([b"", b"PK\x03\x04", b"\x80\x02"])
+            data = head + rng.randbytes(rng.randint(0, 2000))
+        elif kind == 1:  # cut anywhere
+            data = good[: rng.randint(0, len(good) - 1)]
+        else:  # a few bytes changed anywhere
+            data = bytearray(good)
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            data = bytes(data)
+        bad.write_bytes(data)
+        try:
+            load_checkpoint(bad)
+            outcomes["loaded"] += 1  # a flip inside tensor data still loads: only its numbers changed
+        except CheckpointError as e:
+            assert str(bad) in str(e)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] >= 200, outcomes
+
+
+def test_a_checkpoint_whose_tensors_do_not_fit_is_a_checkpoint_error(tmp_path, image_folder):
+    from vitgan_lite.run.checkpoints import generator_from_checkpoint
+
+    Trainer(tiny_config(), tmp_path / "run", device="cpu", data=image_folder).train(2)
+    state = load_checkpoint(tmp_path / "run" / "ckpt_0000002.pt")
+    name = next(iter(state["G_ema"]))
+    state["G_ema"][name] = torch.zeros(3, 3, 3)
+    state["G"][name] = torch.zeros(3, 3, 3)
+    edited = save_checkpoint(state, tmp_path / "edited" / "ckpt_0000002.pt")
+    with pytest.raises(CheckpointError, match=r"does not fit this version's generator.*size mismatch"):
+        generator_from_checkpoint(edited)
+    trainer = Trainer(tiny_config(), tmp_path / "other", device="cpu", data=image_folder)
+    with pytest.raises(CheckpointError, match=f"checkpoint {edited} does not fit"):
+        trainer.resume(edited)
+
+
+def test_a_malicious_pickle_is_refused_as_such(tmp_path):
+    import os
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "ckpt_0000001.pt"
+    torch.save({"G": Evil()}, path)
+    with pytest.raises(CheckpointError, match="was refused: it holds Python objects"):
+        load_checkpoint(path)

@@ -119,6 +119,11 @@ class Config:
 
     def validate(self) -> Config:
         """Refuse a config that cannot work, naming the field. Returns self."""
+        if not isinstance(self.data, str) or not self.data.strip():
+            raise ConfigError("data is empty: give 'cifar10' or the path of a folder of images")
+        for name in ("image_size", "channels", "g_patch_size", "d_patch_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.image_size % self.g_patch_size:
             raise ConfigError(
                 f"image_size {self.image_size} is not divisible by g_patch_size {self.g_patch_size}: "
@@ -165,6 +170,11 @@ class Config:
                 raise ConfigError(
                     f"{name} must be 0 (only at the end) or a positive interval, got {getattr(self, name)}"
                 )
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1) (an Adam decay), got {getattr(self, name)}")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         return self
@@ -194,6 +204,7 @@ class Config:
         return cls().replace(**{**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **d})
 
 
+AMP_MODES = ("auto", "bf16", "none")  # "auto": bf16 autocast on CUDA, float32 elsewhere
 # The fields that shape the networks' parameters, read from the field metadata (``arch(...)`` above).
 ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(Config) if f.metadata["arch"])
 # Old field names in saved configs -> today's names; defaults for fields that older checkpoints lack.

@@ -8,10 +8,10 @@ same architecture: the config fields marked ``arch`` in :mod:`vitgan_lite.config
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,15 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save reports a failed write as RuntimeError
+        full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e)
+        why = "the disk is full" if full else f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
+        newest = latest_checkpoint(path.parent)
+        kept = f"the newest complete checkpoint is still {newest}" if newest else "no checkpoint was kept"
+        fix = "free some space" if full else "fix the folder"
+        raise CheckpointError(
+            f"could not write checkpoint {path}: {why}; {kept}. {fix.capitalize()}, then resume with --resume"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # make the rename itself durable (not possible on every OS)
@@ -81,12 +90,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: {reason[:200]}); "
-            "delete it and resume from an earlier checkpoint in the same folder"
-        ) from None
+    except pickle.UnpicklingError as e:
+        if re.search(r"GLOBAL|Unsupported global", str(e)):  # a pickled function or class: never ours
+            raise CheckpointError(
+                f"{path} was refused: it holds Python objects that a checkpoint never contains (loading "
+                "them could run code), so it was not loaded. Use a checkpoint written by vitgan-lite"
+            ) from None
+        raise CheckpointError(_corrupt(path, e)) from None
+    except MemoryError:
+        raise CheckpointError(_corrupt(path, "it claims more memory than exists")) from None
+    except Exception as e:  # noqa: BLE001  random bytes fail anywhere inside the unpickler
+        raise CheckpointError(_corrupt(path, e)) from None
     keys = ("G", "D", "G_ema", "opt_g", "opt_d", "step", "config", "rng", "version")
     if not isinstance(state, dict) or any(k not in state for k in keys):
         raise CheckpointError(
@@ -98,6 +112,28 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"({CHECKPOINT_VERSION}): update the package"
         )
     return state
+
+
+def _corrupt(path: Path, e: BaseException | str) -> str:
+    what = e if isinstance(e, str) else type(e).__name__
+    return (
+        f"checkpoint {path} is truncated or corrupt ({what}): delete it and resume from an earlier "
+        "checkpoint in the same folder"
+    )
+
+
+def load_state(module: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike, what: str) -> None:
+    """``module.load_state_dict(state)``; a mismatch (an edited checkpoint, another version) is a
+    CheckpointError that names the file and the first differing tensors."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:4]
+        detail = "; ".join(lines)[:300] or type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this version's {what} ({detail}): it was edited or written by "
+            "another version of vitgan-lite; use a checkpoint of this version"
+        ) from None
 
 
 def architecture_mismatch(a: Config | dict[str, Any], b: Config | dict[str, Any]) -> list[str]:
@@ -140,7 +176,7 @@ def generator_from_checkpoint(
     cfg = Config.from_dict(state["config"])
     with torch.random.fork_rng(devices=[]):
         G = ViTGenerator.from_config(cfg)
-    G.load_state_dict(state["G_ema"])
+    load_state(G, state["G_ema"], path, "generator")
     return G.to(device).eval().requires_grad_(False), cfg
 
 
@@ -160,7 +196,7 @@ def pretrained_generator(
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         cfg = Config.from_dict(state["config"])
-    except (RuntimeError, EOFError, OSError, KeyError, ValueError, pickle.UnpicklingError) as e:
+    except Exception as e:  # noqa: BLE001  any failure to read it
         raise CheckpointError(
             f"{path} is truncated or corrupt ({type(e).__name__}): re-export it with "
             "tools/export_generator.py"
@@ -181,6 +217,7 @@ __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "load_state",
     "pretrained_generator",
     "require_same_architecture",
     "save_checkpoint",

@@ -56,8 +56,13 @@ def parse_value(field: str, text: str) -> Any:
             return text.lower() in _TRUE
         raise ConfigError(f"{field} must be true or false, got {text!r}")
     try:
-        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
-    except ValueError:
+        if kind is int:  # "1e5" is allowed, "2.5" is refused (never rounded silently)
+            value = float(text)
+            if not value.is_integer():
+                raise ValueError
+            return int(value)
+        return kind(text)
+    except (ValueError, OverflowError):
         raise ConfigError(f"{field} must be a {kind.__name__}, got {text!r}") from None
 
 
@@ -85,6 +90,10 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)} (default paper-cifar10)")
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, samples/, ckpt_*.pt")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="start a new run in a used --out: deletes its checkpoints, samples and metrics log",
+    )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any config field")
     group = p.add_argument_group("config fields (each also settable with --set field=value)")
@@ -96,49 +105,115 @@ def _add_train(sub: Any) -> None:
     p.set_defaults(run=_run_train)
 
 
-def _train_config(args: argparse.Namespace) -> Config:
-    """The preset with the overrides; with ``--resume`` and no ``--preset``, the checkpoint's own config."""
-    from vitgan_lite.run.checkpoints import latest_checkpoint, load_checkpoint
-
+def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> Config:
+    """The preset with the overrides; on resume without ``--preset``, the checkpoint's config with them."""
     overrides = _overrides(args)
-    newest = latest_checkpoint(args.out) if args.resume else None
-    if newest is not None and args.preset is None:
-        base = load_checkpoint(newest)["config"]
-        return Config.from_dict(base).replace(**overrides).validate()
+    if saved is not None and args.preset is None:
+        return Config.from_dict(saved).replace(**overrides).validate()
     return get_config(args.preset or "paper-cifar10", **overrides)
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    from vitgan_lite.run.checkpoints import latest_checkpoint, load_checkpoint, require_same_architecture
-    from vitgan_lite.run.trainer import Trainer
+def _check_run_folder(args: argparse.Namespace) -> Path | None:
+    """The checkpoint to resume from (None for a new run), or a UsageError that says what to do instead."""
+    from vitgan_lite.run.runfolder import RunLock, folder_state, nearest_run_folders
 
-    cfg = _train_config(args)  # refuse a bad config before any work
-    newest = latest_checkpoint(args.out) if args.resume else None
-    if newest is not None:  # refuse another architecture before loading any data
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder: choose another --out")
+    RunLock(out).check()  # a folder in use by another trainer: say that first
+    state = folder_state(out)
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out and --overwrite deletes it: pass one of them")
+    if args.resume:
+        if state.checkpoints:
+            return state.checkpoints[-1]
+        if state.has_log:
+            raise UsageError(
+                f"{out} has a metrics log but no checkpoint yet (the run stopped before its first one): "
+                "nothing to resume; start it over with --overwrite"
+            )
+        near = nearest_run_folders(out)
+        hint = f"; run folders nearby: {', '.join(near)}" if near else ""
+        raise UsageError(f"--resume: there is no run to resume in {out} (no ckpt_*.pt){hint}")
+    if state.used and not args.overwrite:
+        what = f"checkpoints up to {state.checkpoints[-1].name}" if state.checkpoints else "a metrics log"
+        raise UsageError(
+            f"{out} already holds a run ({what}): continue it with --resume, train into a new --out, "
+            "or pass --overwrite to delete it and start over"
+        )
+    return None
+
+
+def _clear_run_folder(out: Path) -> None:
+    """--overwrite: remove an old run's checkpoints, samples and metrics log (nothing else)."""
+    import shutil
+
+    from vitgan_lite.run.checkpoints import list_checkpoints
+
+    for path in list_checkpoints(out):
+        path.unlink()
+    (out / "metrics.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(out / "samples", ignore_errors=True)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from vitgan_lite.run.checkpoints import load_checkpoint, require_same_architecture
+    from vitgan_lite.run.distributed import from_env, shutdown
+    from vitgan_lite.run.runfolder import RunLock
+    from vitgan_lite.run.trainer import Trainer, TrainingInterrupted
+
+    newest = _check_run_folder(args)  # refuse a misuse of the folder before any work
+    saved = load_checkpoint(newest) if newest is not None else None
+    cfg = _train_config(args, saved["config"] if saved else None)  # refuse a bad config before any work
+    if saved is not None:  # refuse another architecture, or nothing left to do, before loading any data
         fix = (
             "resume with the same settings (or without --preset to reuse the checkpoint's), "
             "or train into a new --out folder"
         )
-        require_same_architecture(load_checkpoint(newest)["config"], cfg, newest, fix)
-    from vitgan_lite.run.distributed import from_env, shutdown
-
+        require_same_architecture(saved["config"], cfg, newest, fix)
+        if int(saved["step"]) >= cfg.steps:
+            raise UsageError(
+                f"the run in {args.out} is at step {saved['step']} already, not before steps={cfg.steps}: "
+                f"nothing to do; pass a larger --steps to continue it"
+            )
     dist = from_env(args.device)  # under torchrun: join the process group (DDP); else None
+    lock = RunLock(args.out) if dist is None or dist.is_main else None
     try:
+        if lock is not None:
+            lock.acquire()  # before --overwrite deletes anything: the folder may be another trainer's
+            if args.overwrite:
+                _clear_run_folder(Path(args.out))
         trainer = Trainer(cfg, args.out, device=args.device, dist=dist)
         if newest is not None:
             trainer.resume(newest)
             if trainer.is_main:
                 print(f"resumed from {newest} at step {trainer.step}", file=sys.stderr)
-        elif args.resume and trainer.is_main:
-            print(f"no checkpoint in {args.out} yet: starting from step 0", file=sys.stderr)
-        last = trainer.train()
+                changed = _changed_fields(Config.from_dict(saved["config"]), cfg)
+                if changed:
+                    print(f"with these settings changed (applied): {changed}", file=sys.stderr)
+        try:
+            last = trainer.train()
+        except TrainingInterrupted as e:
+            if trainer.is_main:
+                print(
+                    f"vitgan-lite: {e}. Resume with: python -m vitgan_lite train --out {args.out} --resume",
+                    file=sys.stderr,
+                )
+            return 128 + e.signum
     finally:
+        if lock is not None:
+            lock.release()
         shutdown()
     if trainer.is_main:
         if last:
             print(f"done: step {trainer.step}, d_loss {last['d_loss']:.4f}, g_loss {last['g_loss']:.4f}")
         print(f"run folder: {args.out}")
     return 0
+
+
+def _changed_fields(old: Config, new: Config) -> str:
+    a, b = old.to_dict(), new.to_dict()
+    return ", ".join(f"{k} {a[k]!r} -> {b[k]!r}" for k in b if a.get(k) != b[k])
 
 
 # ---- sample ---------------------------------------------------------------------------------------
@@ -269,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 metrics unavailable, 2 a usage mistake)."""
     from vitgan_lite.data import DataError
     from vitgan_lite.run.checkpoints import CheckpointError
+    from vitgan_lite.run.runfolder import RunFolderError
     from vitgan_lite.run.trainer import TrainingDiverged
 
     try:
@@ -276,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    except (UsageError, ConfigError, DataError, CheckpointError, FileNotFoundError) as e:
+    except (UsageError, ConfigError, DataError, CheckpointError, RunFolderError, FileNotFoundError) as e:
         print(f"vitgan-lite: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDiverged as e:

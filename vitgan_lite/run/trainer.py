@@ -23,6 +23,9 @@ import dataclasses
 import functools
 import json
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,11 +47,13 @@ from vitgan_lite.run.checkpoints import (
     find_checkpoint,
     list_checkpoints,
     load_checkpoint,
+    load_state,
     require_same_architecture,
     save_checkpoint,
 )
 from vitgan_lite.run.distributed import DistContext, augment_shard, shard_rows
 from vitgan_lite.run.fidelity import compute_fid_is, fid_reference
+from vitgan_lite.run.runfolder import RunLock
 from vitgan_lite.spectral import spectral_norms
 from vitgan_lite.train import adam_param_groups, d_step, ema_update, g_step
 
@@ -59,7 +64,57 @@ GRID_SAMPLES = 64  # an 8 x 8 sample grid, from the same fixed z at every step
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN or inf; the message names the step and the loss. No checkpoint follows it."""
+    """A loss or a weight became NaN or inf; the message names the step. No checkpoint follows it."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped training after a whole step, and a checkpoint of that step was written.
+
+    ``step``, ``checkpoint`` (the file, or None on a rank that writes none) and ``signum`` say what
+    happened; the command line exits with ``128 + signum`` (130 for Ctrl-C, 143 for SIGTERM).
+    """
+
+    def __init__(self, step: int, checkpoint: Path | None, signum: int) -> None:
+        self.step, self.checkpoint, self.signum = step, checkpoint, signum
+        name = signal.Signals(signum).name
+        where = f"; checkpoint {checkpoint}" if checkpoint is not None else ""
+        super().__init__(f"{name} received: stopped after step {step}{where}")
+
+
+class StopRequest:
+    """While active, SIGINT and SIGTERM ask training to stop after the current step (``requested``).
+
+    A second signal aborts at once (KeyboardInterrupt). Handlers can only be set from the main thread;
+    elsewhere (a trainer in a worker thread) the signals keep their usual meaning.
+    """
+
+    SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s)
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborted without a checkpoint")
+        self.requested = signum
+        print(
+            f"\n{signal.Signals(signum).name} received: finishing this step and writing a checkpoint "
+            "(press Ctrl-C again to abort at once, without one)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
 
 
 def rng_stream(seed: int, name: str) -> torch.Generator:
@@ -180,9 +235,9 @@ class Parts:
 
     def load_state_dict(self, state: dict[str, Any], source: str | os.PathLike = "the checkpoint") -> None:
         """Restore :meth:`state_dict`; an optimizer of another parameter grouping is refused by name."""
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.G_ema.load_state_dict(state["G_ema"])
+        load_state(self.G, state["G"], source, "generator")
+        load_state(self.D, state["D"], source, "discriminator")
+        load_state(self.G_ema, state["G_ema"], source, "EMA generator")
         try:
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
@@ -192,6 +247,10 @@ class Parts:
                 f"checkpoint {source} was trained with equalized_lr={saved} and this run has "
                 f"equalized_lr={self.cfg.equalized_lr} ({e}): resume with --set equalized_lr={saved}"
             ) from None
+        # the run's config decides the optimizer's settings: a resume with --lr-d 1e-5 trains at 1e-5
+        for opt, module, lr in ((self.opt_g, self.G, self.cfg.lr_g), (self.opt_d, self.D, self.cfg.lr_d)):
+            for group, fresh in zip(opt.param_groups, adam_param_groups(module, lr, self.cfg.equalized_lr)):
+                group["lr"], group["betas"] = fresh["lr"], (self.cfg.beta1, self.cfg.beta2)
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         self.data_gen.set_state(rng["sampler"])
@@ -356,8 +415,23 @@ class Trainer:
             "version": CHECKPOINT_VERSION,
         }
 
+    def _check_finite_weights(self) -> None:
+        """TrainingDiverged if a weight of G, D or G_ema is NaN or inf (one host sync)."""
+        bad = [
+            name
+            for name, m in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))
+            if not bool(torch.stack([p.detach().isfinite().all() for p in m.parameters()]).all())
+        ]
+        if bad:
+            raise TrainingDiverged(
+                f"at step {self.step} the weights of {' and '.join(bad)} hold NaN or inf (the losses were "
+                f"still finite); no checkpoint was written. Resume from the newest checkpoint in "
+                f"{self.out_dir} with a lower learning rate (lr_g, lr_d)."
+            )
+
     def save(self) -> Path:
-        """Write ``ckpt_<step>.pt`` atomically and keep the newest ``cfg.keep_ckpts``."""
+        """Write ``ckpt_<step>.pt`` atomically and keep the newest ``cfg.keep_ckpts``; never NaN weights."""
+        self._check_finite_weights()
         path = save_checkpoint(self.state_dict(), checkpoint_path(self.out_dir, self.step))
         for old in list_checkpoints(self.out_dir)[: -max(1, self.cfg.keep_ckpts)]:
             old.unlink(missing_ok=True)
@@ -498,6 +572,24 @@ class Trainer:
         a checkpoint; cFD every ``cfd_every``; FID / IS every ``fid_every``. An interval of 0 means only
         at the end, where all of them run (cFD only when ``cfd_every > 0``).
         """
+        lock = RunLock(self.out_dir) if self.is_main else None  # one trainer per run folder
+        if lock is not None:
+            lock.acquire()
+        try:
+            with StopRequest() as stop:
+                return self._train(steps, stop)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _stop_requested(self, stop: StopRequest) -> int | None:
+        """The signal that asked to stop (agreed by every rank under DDP), or None."""
+        if self.dist is None:
+            return stop.requested
+        flag = self.dist.max(torch.tensor([stop.requested or 0], device=self.device))  # (1,)
+        return int(flag.item()) or None
+
+    def _train(self, steps: int | None, stop: StopRequest) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
@@ -545,6 +637,11 @@ class Trainer:
                     self._check_finite(first_bad)
                     if self.is_main:
                         self._log({"step": self.step, **self.evaluate()})
+                signum = self._stop_requested(stop)
+                if signum is not None and not at_end:  # Ctrl-C / SIGTERM: keep this step's work
+                    self._check_finite(first_bad)
+                    path = self.save() if self.is_main else None
+                    raise TrainingInterrupted(self.step, path, signum)
         finally:
             bar.close()
         return last
@@ -556,7 +653,9 @@ __all__ = [
     "RNG_STREAMS",
     "RunLog",
     "Trainer",
+    "StopRequest",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "amp_dtype",
     "build_networks",
     "build_parts",
