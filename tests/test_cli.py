@@ -210,3 +210,31 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
     file.write_text("x")
     assert main(["train", *TINY_FLAGS, "--out", str(file)]) == 2
     assert "is a file, not a folder" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "out, match",
+    [
+        ("", "is a folder: give the image file"),
+        ("grid.xyz", "unknown image type .xyz"),
+        ("grid", "(no suffix)"),
+    ],
+)
+def test_sample_out_must_be_an_image_file(run, tmp_path, capsys, out, match):
+    assert main(["sample", "--ckpt", str(run / "ckpt_0000003.pt"), "--out", str(tmp_path / out)]) == 2
+    assert match in one_error_line(capsys)
+
+
+def test_sample_from_a_run_folder_uses_its_newest_checkpoint(run, tmp_path, capsys):
+    assert main(["sample", "--ckpt", str(run), "--out", str(tmp_path / "g.png"), "--n", "2"]) == 0
+    assert "is a run folder; using its newest checkpoint, ckpt_" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_one_sample_and_names_the_flag_offline(run, capsys):
+    assert main(["evaluate", "--ckpt", str(run), "--num-samples", "1"]) == 2
+    assert "--num-samples must be at least 2" in one_error_line(capsys)
+    assert (
+        main(["evaluate", "--ckpt", str(run), "--num-samples", "10", "--inception-weights", "nope.pth"]) == 1
+    )
+    out = capsys.readouterr().out
+    assert "--inception-weights" in out and "weights_path" not in out

@@ -154,3 +154,20 @@ def test_device_batches_state_round_trip():
 def test_device_batches_refuses_floats():
     with pytest.raises(ValueError, match="uint8"):
         D.DeviceBatches(torch.zeros(2, 3, 4, 4), 2)
+
+
+def test_16_bit_pngs_keep_their_range(tmp_path):
+    import numpy as np
+
+    ramp = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 257).astype(np.uint16)  # 0 .. 65535
+    Image.fromarray(ramp).save(tmp_path / "deep.png")  # mode I;16
+    images = D.load_images(str(tmp_path), image_size=16).images  # (1, 3, 16, 16)
+    assert images.unique().numel() == 256, "every grey level kept, not clipped to two"
+    assert images[0, 0, 0, 0] == 0 and images[0, 0, -1, -1] == 255
+
+
+def test_an_image_above_the_decompression_bomb_limit_is_a_data_error(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64 x 64 is over twice the limit: an error
+    with pytest.raises(D.DataError, match=r"big\.png is too large to decode safely.*Resize it or remove it"):
+        D.load_images(str(tmp_path), image_size=16)

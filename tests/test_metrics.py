@@ -243,10 +243,18 @@ def test_offline_default_weights_raise_metrics_unavailable(tmp_path, monkeypatch
     assert len(no_network) == 1
 
 
+def test_a_wrong_weights_file_is_named_before_any_work(tmp_path):
+    wrong = tmp_path / "inception.pth"
+    for content in (b"", b"<html>404 Not Found</html>"):
+        wrong.write_bytes(content)
+        with pytest.raises(MetricsUnavailable, match=r"is not the Inception weights file.*download"):
+            compute_fid_is(never_called, 100, "cifar10-train", weights_path=wrong)
+
+
 def test_offline_reference_raises_metrics_unavailable(tmp_path, monkeypatch):
     tf = pytest.importorskip("torch_fidelity")
     weights = tmp_path / "weights.pth"
-    weights.write_bytes(b"")  # exists; never loaded, since the reference fails first
+    torch.save({"w": torch.zeros(1)}, weights)  # a state dict; Inception is never built: the reference fails
 
     def offline_dataset(root, download):
         raise urllib.error.URLError("offline (test)")

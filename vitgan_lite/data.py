@@ -30,12 +30,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 ENV_DATA = "VITGAN_LITE_DATA"
 ENV_CACHE = "VITGAN_LITE_CACHE"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+LARGE_FOLDER = 5_000  # images; decoding more shows a progress bar on a terminal
 DOWNLOAD_TIMEOUT_S = 20.0
 
 
@@ -167,8 +169,14 @@ def _load_folder(folder: Path, split: str, image_size: int, per_class: int | Non
             f"no images found in {folder}: expected {folder}/<class>/*.jpg (ImageFolder layout) or "
             f"{folder}/*.jpg, with suffixes {', '.join(IMAGE_SUFFIXES)}"
         )
+    from tqdm import tqdm
+
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        images = list(pool.map(lambda p: _read_image(p, image_size), files, chunksize=256))
+        decoded = pool.map(lambda p: _read_image(p, image_size), files, chunksize=256)
+        # a bar on a terminal for a large folder (50,000 JPEGs take most of a minute); silent elsewhere
+        quiet = len(files) < LARGE_FOLDER
+        images = list(tqdm(decoded, total=len(files), desc=f"decoding {folder}", unit="img",
+                           disable=True if quiet else None, leave=False))  # fmt: skip
     return ImageSet(torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes, str(folder))
 
 
@@ -177,6 +185,8 @@ def _read_image(path: Path, image_size: int) -> torch.Tensor:
 
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I"):  # 16- or 32-bit integer pixels: scale to 8 bits, never clip
+                im = _to_8_bit(im)
             im = im.convert("RGB")
             w, h = im.size
             if (w, h) != (image_size, image_size):
@@ -186,9 +196,23 @@ def _read_image(path: Path, image_size: int) -> torch.Tensor:
                 left, top = (nw - image_size) // 2, (nh - image_size) // 2
                 im = im.crop((left, top, left + image_size, top + image_size))
             data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-    except (UnidentifiedImageError, OSError) as e:
+    except Image.DecompressionBombError as e:
+        raise DataError(
+            f"image {path} is too large to decode safely ({e}). Resize it or remove it from the folder."
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"could not read image {path}: {e}. Remove or replace the file.") from None
     return data.view(image_size, image_size, 3).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+
+
+def _to_8_bit(im: Any) -> Any:
+    """A 16-bit (``I;16``) or 32-bit (``I``) greyscale image as 8-bit ``L``, the full range scaled."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    top = 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+    return Image.fromarray(np.clip(np.round(a * 255.0 / top), 0, 255).astype(np.uint8), mode="L")
 
 
 def _resize_center_crop(images: torch.Tensor, image_size: int) -> torch.Tensor:

@@ -216,13 +216,46 @@ def _changed_fields(old: Config, new: Config) -> str:
     return ", ".join(f"{k} {a[k]!r} -> {b[k]!r}" for k in b if a.get(k) != b[k])
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+# Python argument names in the package's messages -> the flags a command-line user types
+_FLAGS = {
+    "weights_path=None": "no --inception-weights",
+    "weights_path=<file>": "--inception-weights <file>",
+    "as weights_path": "as --inception-weights",
+    "reference=<folder of real images>": "--reference <folder of real images>",
+    "source='/path/to/images'": "--data /path/to/images",
+    "source='cifar10'": "--data cifar10",
+}
+
+
+def for_the_command_line(message: str) -> str:
+    """A package message with its Python argument names replaced by the command line's flags."""
+    for python, flag in _FLAGS.items():
+        message = message.replace(python, flag)
+    return message
+
+
+def _checkpoint_arg(path: str) -> Path:
+    """--ckpt: a checkpoint file, or a run folder, whose newest checkpoint is used (and said so)."""
+    from vitgan_lite.run.checkpoints import CheckpointError, latest_checkpoint
+
+    p = Path(path)
+    if p.is_dir():
+        newest = latest_checkpoint(p)
+        if newest is None:
+            raise CheckpointError(f"--ckpt {p} is a folder with no checkpoint (ckpt_*.pt) in it")
+        print(f"{p} is a run folder; using its newest checkpoint, {newest.name}", file=sys.stderr)
+        return newest
+    return p
+
+
 # ---- sample ---------------------------------------------------------------------------------------
 
 
 def _add_sample(sub: Any) -> None:
     p = sub.add_parser("sample", help="a grid of samples from a checkpoint's EMA generator")
-    p.add_argument("--ckpt", required=True, help="a ckpt_*.pt file")
-    p.add_argument("--out", required=True, help="the PNG to write")
+    p.add_argument("--ckpt", required=True, help="a ckpt_*.pt file, or a run folder (its newest)")
+    p.add_argument("--out", required=True, help="the image file to write (.png, .jpg, ...)")
     p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
@@ -238,12 +271,19 @@ def _run_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder: give the image file to write, e.g. {out / 'grid.png'}")
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UsageError(
+            f"--out {out}: unknown image type {out.suffix or '(no suffix)'}; use one of "
+            f"{', '.join(IMAGE_SUFFIXES)}"
+        )
     device = resolve_device(args.device)
-    G, cfg = generator_from_checkpoint(args.ckpt, device)
+    G, cfg = generator_from_checkpoint(_checkpoint_arg(args.ckpt), device)
     z = torch.randn(args.n, cfg.latent_dim, generator=torch.Generator().manual_seed(args.seed))  # (n, Z)
     with torch.no_grad():
         images = G(z.to(device)).float().cpu()  # (n, C, H, W) in [-1, 1]
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image((images + 1) / 2, out, nrow=math.ceil(math.sqrt(args.n)))
     print(f"wrote {args.n} samples to {out}")
@@ -255,7 +295,7 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 def _add_evaluate(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="FID / IS of a checkpoint's EMA generator (torch-fidelity)")
-    p.add_argument("--ckpt", required=True, help="a ckpt_*.pt file")
+    p.add_argument("--ckpt", required=True, help="a ckpt_*.pt file, or a run folder (its newest)")
     p.add_argument("--num-samples", type=int, default=None, help="default: the config's fid_num_samples")
     p.add_argument("--inception-weights", default=None, help="a local copy of the Inception weights")
     p.add_argument("--reference", default=None, help="real images: cifar10-train (default) or a folder")
@@ -272,8 +312,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from vitgan_lite.run.fidelity import compute_fid_is, fid_reference
     from vitgan_lite.run.trainer import rng_stream
 
+    if args.num_samples is not None and args.num_samples < 2:
+        raise UsageError(f"--num-samples must be at least 2 (FID needs a covariance), got {args.num_samples}")
     device = resolve_device(args.device)
-    G, cfg = generator_from_checkpoint(args.ckpt, device)
+    G, cfg = generator_from_checkpoint(_checkpoint_arg(args.ckpt), device)
     n = args.num_samples if args.num_samples is not None else cfg.fid_num_samples
     reference = args.reference or fid_reference(cfg.data)
     gen = rng_stream(cfg.seed, "fid")  # the trainer's FID stream: the same samples as its own evaluation
@@ -285,7 +327,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     try:
         result = compute_fid_is(generator_fn, n, reference, weights_path=args.inception_weights)
     except MetricsUnavailable as e:
-        print(f"FID / IS not computed: {e}")
+        print(f"FID / IS not computed: {for_the_command_line(str(e))}")
         return 1
     print(f"FID {result['fid']:.2f}  IS {result['is_mean']:.2f} +- {result['is_std']:.2f}  ({n} samples)")
     return 0
@@ -353,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help
         return int(e.code or 0)
     except (UsageError, ConfigError, DataError, CheckpointError, RunFolderError, FileNotFoundError) as e:
-        print(f"vitgan-lite: error: {e}", file=sys.stderr)
+        print(f"vitgan-lite: error: {for_the_command_line(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDiverged as e:
         print(f"vitgan-lite: {e}", file=sys.stderr)

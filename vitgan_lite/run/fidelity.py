@@ -118,6 +118,16 @@ def _check_weights_path(weights_path: str | os.PathLike) -> str:
             f"Inception weights file {path} does not exist. Download {INCEPTION_URL} on a machine with "
             "internet and pass its path as weights_path, or pass weights_path=None to download it here."
         )
+    try:  # the file torch-fidelity will read: a plain state dict of tensors
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        ok = isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())
+    except Exception:  # noqa: BLE001  not a torch file at all
+        ok = False
+    if not ok:
+        raise MetricsUnavailable(
+            f"{path} is not the Inception weights file torch-fidelity needs (a state dict of tensors): "
+            f"download {INCEPTION_URL} and pass its path as weights_path"
+        )
     return str(path)
 
 
