@@ -42,8 +42,9 @@ def run(tmp_path_factory, image_folder):
 
 
 def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, f"expected one clear line on stderr, got {err}"
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in lines if "error" in line or "Traceback" in line]
+    assert len(err) == 1, f"expected one clear error line on stderr, got {lines}"
     assert err[0].startswith("vitgan-lite: error: ")
     return err[0]
 
@@ -238,3 +239,32 @@ def test_evaluate_refuses_one_sample_and_names_the_flag_offline(run, capsys):
     )
     out = capsys.readouterr().out
     assert "--inception-weights" in out and "weights_path" not in out
+
+
+def test_a_run_ends_with_what_it_left_and_prints_plain_progress_without_a_terminal(
+    tmp_path, image_folder, capsys
+):
+    out = tmp_path / "run"
+    assert main(["train", *TINY_FLAGS, "--out", str(out), "--data", str(image_folder), "--steps", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "loading the training images" in captured.err and "8 images loaded" in captured.err
+    assert "step 2/2  d_loss" in captured.err, "a plain line per log interval when stderr is not a terminal"
+    summary = captured.out
+    assert f"newest checkpoint: {out / 'ckpt_0000002.pt'}" in summary
+    assert "latest samples:    " + str(out / "samples" / "step_000002.png") in summary
+    assert "FID:               skipped at step 2: fid_num_samples is 0" in summary
+
+
+def test_no_preset_warns_what_it_costs(tmp_path, capsys):
+    argv = ["train", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "none")]
+    assert main(argv) == 2  # the data is missing; the note came first
+    assert "no --preset, so paper-cifar10: 500,000 steps" in capsys.readouterr().err
+
+
+def test_help_shows_defaults_presets_and_the_run_folder(capsys):
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--lr-d FLOAT" in text and "default 0.002" in text and "--overwrite" in text
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "tiny-cpu" in text and "VITGAN_LITE_DATA" in text and "--resume" in text

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,12 +98,20 @@ def _add_train(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any config field")
-    group = p.add_argument_group("config fields (each also settable with --set field=value)")
-    for field in _field_types():
-        if field != "preset":
-            flag = "--" + field.replace("_", "-")
-            helptext = "cifar10 or a folder of images" if field == "data" else None
-            group.add_argument(flag, dest=f"cfg_{field}", metavar="VALUE", default=None, help=helptext)
+    p.add_argument("--inception-weights", default=None, help="a local Inception weights file, for fid_every")
+    group = p.add_argument_group(
+        "config fields (each also settable with --set field=value; defaults are paper-cifar10's, "
+        "a --preset changes some)"
+    )
+    defaults = Config()
+    for f in dataclasses.fields(Config):
+        if f.name != "preset":
+            flag = "--" + f.name.replace("_", "-")
+            kind = type(getattr(defaults, f.name)).__name__.upper()
+            helptext = f"default {getattr(defaults, f.name)!r}: {f.metadata.get('source', '')}".replace(
+                "%", "%%"
+            )
+            group.add_argument(flag, dest=f"cfg_{f.name}", metavar=kind, default=None, help=helptext)
     p.set_defaults(run=_run_train)
 
 
@@ -183,7 +193,30 @@ def _run_train(args: argparse.Namespace) -> int:
             lock.acquire()  # before --overwrite deletes anything: the folder may be another trainer's
             if args.overwrite:
                 _clear_run_folder(Path(args.out))
-        trainer = Trainer(cfg, args.out, device=args.device, dist=dist)
+        main_rank = dist is None or dist.is_main
+        if args.preset is None and newest is None and main_rank:
+            print(
+                f"note: no --preset, so paper-cifar10: {cfg.steps:,} steps at batch {cfg.batch_size}, days "
+                "on a GPU and far longer on a CPU. A first run on a laptop: --preset tiny-cpu (about 10 min)",
+                file=sys.stderr,
+            )
+        if main_rank:
+            print(f"loading the training images ({cfg.data}) ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        trainer = Trainer(
+            cfg,
+            args.out,
+            device=args.device,
+            dist=dist,
+            progress="auto",
+            inception_weights=args.inception_weights,
+        )
+        if main_rank:
+            print(
+                f"{len(trainer.images):,} images loaded in {time.perf_counter() - t0:.0f} s; training on "
+                f"{trainer.device} into {args.out}",
+                file=sys.stderr,
+            )
         if newest is not None:
             trainer.resume(newest)
             if trainer.is_main:
@@ -205,10 +238,36 @@ def _run_train(args: argparse.Namespace) -> int:
             lock.release()
         shutdown()
     if trainer.is_main:
-        if last:
-            print(f"done: step {trainer.step}, d_loss {last['d_loss']:.4f}, g_loss {last['g_loss']:.4f}")
-        print(f"run folder: {args.out}")
+        print(run_summary(trainer, last))
     return 0
+
+
+def run_summary(trainer: Any, last: dict[str, Any]) -> str:
+    """What a finished run left: its last losses, newest checkpoint and samples, the log, and FID's fate."""
+    from vitgan_lite.run.checkpoints import latest_checkpoint
+
+    out = Path(trainer.out_dir)
+    lines = [f"done: step {trainer.step}"]
+    if last:
+        lines[0] += f", d_loss {last['d_loss']:.4f}, g_loss {last['g_loss']:.4f}"
+    grids = sorted((out / "samples").glob("step_*.png"))
+    fid = None
+    log = out / "metrics.jsonl"
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        record = json.loads(line) if line.startswith("{") else {}
+        if "fid" in record:
+            fid = (
+                f"{record['fid']:.2f} at step {record['step']} (IS {record.get('is_mean', float('nan')):.2f})"
+            )
+        elif "fid_skipped" in record:
+            fid = f"skipped at step {record['step']}: {for_the_command_line(record['fid_skipped'])}"
+    lines += [
+        f"  newest checkpoint: {latest_checkpoint(out)}",
+        f"  latest samples:    {grids[-1] if grids else 'none'}",
+        f"  metrics log:       {log}",
+        f"  FID:               {fid or 'not computed'}",
+    ]
+    return "\n".join(lines)
 
 
 def _changed_fields(old: Config, new: Config) -> str:
@@ -368,13 +427,34 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 # ---- the command table ----------------------------------------------------------------------------
 
+EPILOG = f"""\
+presets (--preset):  {", ".join(PRESETS)}
+                     (tiny-cpu: a first run on a laptop, about 10 min)
+data (--data):       cifar10 (downloaded once by torchvision; a local copy instead when the
+                     environment variable VITGAN_LITE_DATA names one), or a folder of images
+                     (<folder>/<class>/*.jpg, or <folder>/train/<class>/*.jpg)
+run folder (--out):  metrics.jsonl, samples/step_*.png, ckpt_*.pt (the newest keep_ckpts);
+                     continue a run with --resume, start over with --overwrite;
+                     Ctrl-C or SIGTERM stop after the current step with a checkpoint
+examples:
+  python -m vitgan_lite train --preset tiny-cpu --out runs/tiny
+  python -m vitgan_lite train --out runs/tiny --resume --steps 4000
+  python -m vitgan_lite sample --ckpt runs/tiny --out grid.png
+  python -m vitgan_lite evaluate --ckpt runs/tiny --inception-weights pt_inception-2015-12-05.pth
+"""
+
 # One function per subcommand: it adds the subparser and sets ``run`` to the function that carries it out.
 COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_sample, _add_evaluate, _add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``vitgan-lite`` argument parser with one subcommand per entry of ``COMMANDS``."""
-    parser = _Parser(prog="vitgan-lite", description="Train, sample and evaluate ViTGAN (vitgan-lite).")
+    parser = _Parser(
+        prog="vitgan-lite",
+        description="Train, sample and evaluate ViTGAN (vitgan-lite).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for add in COMMANDS:

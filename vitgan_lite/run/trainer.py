@@ -61,6 +61,7 @@ from vitgan_lite.train import adam_param_groups, d_step, ema_update, g_step
 RNG_STREAMS = {"data": 1, "z": 2, "grid": 3, "fid": 4, "cfd": 5}
 LOSS_NAMES = ("d_loss", "g_loss")  # watched for NaN / inf
 GRID_SAMPLES = 64  # an 8 x 8 sample grid, from the same fixed z at every step
+PROGRESS_MODES = ("bar", "lines", "auto", "off")
 
 
 class TrainingDiverged(RuntimeError):
@@ -351,6 +352,10 @@ class Trainer:
         dist: this process's place in a torchrun run (:func:`vitgan_lite.run.distributed.from_env`), or
             None. Then ``cfg.batch_size`` is the per-rank batch, G and D are wrapped in DDP, and rank 0
             alone keeps the EMA generator and writes logs, samples and checkpoints.
+        progress: ``"bar"`` (a tqdm bar, also in notebooks), ``"lines"`` (one plain line on stderr per log
+            interval: for nohup, schedulers' logs, subprocesses), ``"auto"`` (a bar on a terminal, lines
+            elsewhere) or ``"off"``.
+        inception_weights: a local copy of the Inception weights for FID / IS (``fid_every``).
 
     ``train(steps)`` runs to step ``steps`` (default ``cfg.steps``); ``resume(path)`` restores a checkpoint.
     """
@@ -363,7 +368,13 @@ class Trainer:
         callbacks: Sequence[Callable[[int, dict[str, Any]], None]] = (),
         data: str | os.PathLike | ImageSet | torch.Tensor | None = None,
         dist: DistContext | None = None,
+        progress: str = "bar",
+        inception_weights: str | os.PathLike | None = None,
     ) -> None:
+        if progress not in PROGRESS_MODES:
+            raise ValueError(f"progress must be one of {PROGRESS_MODES}, got {progress!r}")
+        self.progress = progress
+        self.inception_weights = inception_weights
         self.cfg = cfg.validate()
         self.out_dir = Path(out_dir)
         self.dist = dist
@@ -496,6 +507,7 @@ class Trainer:
         n = self.cfg.fid_num_samples if num_samples is None else num_samples
         if n <= 0:
             return {"fid_skipped": "fid_num_samples is 0"}
+        kwargs.setdefault("weights_path", self.inception_weights)
         try:
             return compute_fid_is(self._sample_stream("fid"), n, self.fid_reference, **kwargs)
         except MetricsUnavailable as e:
@@ -605,13 +617,17 @@ class Trainer:
         first_bad = torch.full((len(LOSS_NAMES),), -1, device=self.device)  # (2,)
         last: dict[str, Any] = {}
         t0, step0 = time.perf_counter(), self.step
+        mode = self.progress
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
         bar = tqdm(
             total=total,
             initial=self.step,
             unit="step",
             dynamic_ncols=True,
-            disable=None if self.is_main else True,
+            disable=None if self.is_main and mode == "bar" else True,
         )
+        lines = mode == "lines" and self.is_main
         try:
             while self.step < total:
                 out = self.parts.iteration()
@@ -625,6 +641,13 @@ class Trainer:
                     ips = (self.step - step0) * B_global / max(time.perf_counter() - t0, 1e-9)
                     last = self._log_losses(out, ips)
                     bar.set_postfix(d=f"{last['d_loss']:.3f}", g=f"{last['g_loss']:.3f}", img_s=f"{ips:.0f}")
+                    if lines:
+                        print(
+                            f"step {self.step}/{total}  d_loss {last['d_loss']:.4f}  "
+                            f"g_loss {last['g_loss']:.4f}  {ips:.1f} img/s  {time.strftime('%H:%M:%S')}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                 if _due(self.step, cfg.sample_every, at_end) and self.is_main:
                     self.save_samples()
                 if _due(self.step, cfg.ckpt_every, at_end):
