@@ -270,3 +270,28 @@ def test_a_malicious_pickle_is_refused_as_such(tmp_path):
     torch.save({"G": Evil()}, path)
     with pytest.raises(CheckpointError, match="was refused: it holds Python objects"):
         load_checkpoint(path)
+
+
+def test_the_log_also_goes_to_tensorboard_when_it_is_installed(tmp_path, image_folder, monkeypatch):
+    written = []
+
+    class FakeWriter:  # torch.utils.tensorboard's interface, without the tensorboard package
+        def __init__(self, folder):
+            self.folder = folder
+
+        def add_scalar(self, tag, value, step):
+            written.append((tag, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            written.append(("closed", None))
+
+    monkeypatch.setattr(trainer_mod, "_summary_writer", FakeWriter)
+    Trainer(tiny_config(), tmp_path / "run", device="cpu", data=image_folder).train(2)
+    assert ("d_loss", 1) in written and ("g_loss", 2) in written and ("images_per_s", 2) in written
+    assert written[-1] == ("closed", None)
+    monkeypatch.setattr(trainer_mod, "_summary_writer", lambda folder: None)  # not installed: the log only
+    Trainer(tiny_config(), tmp_path / "plain", device="cpu", data=image_folder).train(1)
+    assert (tmp_path / "plain" / "metrics.jsonl").is_file()

@@ -306,16 +306,50 @@ def build_parts(
     )  # fmt: skip
 
 
-class RunLog:
-    """``metrics.jsonl`` of a run folder: one JSON record per line, appended; cut back on resume."""
+def _summary_writer(folder: Path) -> Any:
+    """TensorBoard's SummaryWriter into ``folder``, or None when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # an optional extra: pip install 'vitgan-lite[tensorboard]'
+        return None
+    return SummaryWriter(str(folder))
 
-    def __init__(self, path: Path, enabled: bool = True) -> None:
+
+class RunLog:
+    """``metrics.jsonl`` of a run folder: one JSON record per line, appended; cut back on resume.
+
+    When ``tensorboard`` is installed, every number also goes to TensorBoard event files in
+    ``<run>/tensorboard`` (``tensorboard --logdir runs``; in a notebook ``%load_ext tensorboard``).
+    """
+
+    def __init__(self, path: Path, enabled: bool = True, tensorboard: bool = True) -> None:
         self.path, self.enabled = path, enabled  # under DDP only rank 0 writes
+        self.tensorboard = tensorboard
+        self._writer: Any = None
 
     def append(self, record: dict[str, Any]) -> None:
         if self.enabled:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+            if self.tensorboard:
+                self._to_tensorboard(record)
+
+    def _to_tensorboard(self, record: dict[str, Any]) -> None:
+        if self._writer is None:
+            self._writer = _summary_writer(self.path.parent / "tensorboard")
+            if self._writer is None:
+                self.tensorboard = False
+                return
+        step = int(record.get("step", 0))
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._writer.add_scalar(key, value, step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def truncate(self, step: int) -> None:
         """Drop records after ``step`` (and a half-written last line) from a run that was killed."""
@@ -667,6 +701,7 @@ class Trainer:
                     raise TrainingInterrupted(self.step, path, signum)
         finally:
             bar.close()
+            self.log.close()
         return last
 
 
