@@ -1,4 +1,4 @@
-"""checks._core: a learner's crash becomes a hint that names the likely cause and the check that ran."""
+"""checks._core: a learner's crash becomes a hint naming its cause; staged hints; reveal after a pass."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import torch
 from helpers import assert_rejects
 
 from vitgan_lite.checks import check_d_step, check_patchify
-from vitgan_lite.checks._core import ExerciseFailed, checker, crash_message, stage
+from vitgan_lite.checks._core import (
+    ExerciseFailed,
+    ExerciseNotImplemented,
+    checker,
+    crash_message,
+    expect_close,
+    stage,
+)
 
 
 @checker("99.1", "toy")  # a number no lesson uses: the registry of exercises is global
@@ -103,3 +110,80 @@ def test_real_checkers_turn_crashes_into_hints():
         return {}
 
     assert_rejects(check_d_step, d_step_old_signature, r"signature the exercise asks for")
+
+
+# ---- staged hints and the reveal of the course's version -------------------------------------------
+
+HINTS = ("the idea, made concrete", "the shape of the code: `y = ... * x`")
+
+
+@checker("99.2", "toy with hints", hints=HINTS, reference="vitgan_lite.patches:patchify")
+def check_toy_with_hints(fn) -> None:
+    expect_close(fn(torch.ones(2)), torch.full((2,), 2.0), "fn(x) should be 2 * x")
+
+
+def test_a_failure_points_to_the_hints_and_hint_goes_one_level_deeper_per_call(capsys):
+    from vitgan_lite.checks import hint
+
+    assert_rejects(check_toy_with_hints, lambda x: x, r"should be 2 \* x.*Stuck\? Run `hint\('99.2'\)`")
+    first = hint()  # the exercise checked last
+    assert "Hint 1" in first and HINTS[0] in first and "hint 2 of 2" in first
+    second = hint("99.2")
+    assert "Hint 2" in second and HINTS[1] in second and "the last hint" in second
+    assert "Hint 2" in hint("99.2")  # stays at the last level; never the answer
+    assert HINTS[0] in hint("99.2", level=1)
+    with pytest.raises(ValueError, match="hints 1 to 2"):
+        hint("99.2", level=3)
+    with pytest.raises(ValueError, match="no exercise '98.7'"):
+        hint("98.7")
+    assert "Hint 1" in capsys.readouterr().out
+
+
+def test_reveal_waits_for_a_passing_check(capsys):
+    from vitgan_lite.checks import reveal
+    from vitgan_lite.checks._core import EXERCISES
+
+    EXERCISES["99.2"].passed = False
+    assert reveal("99.2") is None
+    assert "has not passed its checker" in capsys.readouterr().out
+    assert check_toy_with_hints(lambda x: 2 * x)
+    assert "all checks passed" in capsys.readouterr().out
+    source = reveal("99.2")
+    assert source.startswith("def patchify(") and "vitgan_lite.patches.patchify" in capsys.readouterr().out
+    assert reveal("99.2", force=True) == source
+
+
+def test_every_exercise_has_staged_hints_and_a_reference_that_resolves():
+    from vitgan_lite.checks._core import EXERCISES, reference_source
+
+    lessons = {n: e for n, e in EXERCISES.items() if not n.startswith("99.")}
+    assert len(lessons) == 27
+    for number, record in lessons.items():
+        assert len(record.hints) >= 2, f"exercise {number} needs two staged hints"
+        assert all(len(h) > 40 for h in record.hints), f"exercise {number}: a hint too short to help"
+        assert "def " in reference_source(number) or "class " in reference_source(number), number
+
+
+def test_the_stub_message_gives_the_goal_and_points_to_the_hints():
+    def stub(x, P):
+        raise NotImplementedError("Exercise 1.1: cut the images into patches")
+
+    with pytest.raises(
+        ExerciseNotImplemented, match=r"Goal: cut the images into patches\. For a hint, run `hint\('1.1'\)`"
+    ):
+        check_patchify(stub)
+
+
+def test_every_exercise_has_a_mutation_suite_and_correct_alternatives():
+    """The suite tools/checker_mutants.py counts: each checker meets >= 15 realistic wrong answers (each
+    refused with its own named message, tested in test_checks_*.py) and >= 3 other correct ways to write it."""
+    from tools.checker_mutants import collect
+    from vitgan_lite.checks._core import EXERCISES
+
+    suite = collect()
+    lessons = sorted(n for n in EXERCISES if not n.startswith("99."))
+    assert sorted(n for n in suite if not n.startswith("99.")) == lessons
+    for number in lessons:
+        _, mutants, alternatives = suite[number]
+        assert len(mutants) >= 15, f"exercise {number}: only {len(mutants)} wrong answers"
+        assert len(alternatives) >= 3, f"exercise {number}: only {len(alternatives)} correct alternatives"
