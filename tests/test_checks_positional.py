@@ -2,8 +2,9 @@
 
 import math
 
+import numpy as np
 import torch
-from helpers import assert_checker_contract, assert_rejects, mistakes_are_named
+from helpers import alternatives_pass, assert_checker_contract, assert_rejects, mistakes_are_named
 
 from vitgan_lite import positional
 from vitgan_lite.checks import check_coordinate_grid, check_fourier_features
@@ -40,6 +41,27 @@ def _linspace(n):
     return torch.linspace(-1, 1, n)
 
 
+def _step_by_division(n):
+    step = 2 / (n - 1)  # ZeroDivisionError for a grid of one cell
+    axis = torch.arange(n) * step - 1
+    rows, cols = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([rows, cols], dim=-1).reshape(n * n, 2)
+
+
+def _special_case_one(n):
+    if n == 1:
+        return torch.zeros(1, 2)  # "the centre of the only cell": not the course's convention
+    return _grid(_linspace)(n)
+
+
+def _stack_on(dim):
+    def f(n):
+        rows, cols = torch.meshgrid(_linspace(n), _linspace(n), indexing="ij")
+        return torch.stack([rows, cols], dim=dim).reshape(n * n, 2)
+
+    return f
+
+
 test_coordinate_grid_mistakes_are_named = mistakes_are_named(
     check_coordinate_grid,
     [
@@ -59,6 +81,44 @@ test_coordinate_grid_mistakes_are_named = mistakes_are_named(
         (lambda n: _grid(_linspace)(n).long(), r"float tensor"),
         (lambda n: _grid(lambda k: torch.linspace(-1, 1, k) ** 3)(n), r"evenly spaced"),
         (lambda n: _grid(_linspace)(n)[torch.randperm(n * n)], r"order is not"),
+        (_step_by_division, r"ZeroDivisionError.*n = 1.*linspace"),
+        (_special_case_one, r"coordinate_grid\(1\) should be \[\[-1, -1\]\]"),
+        (lambda n: _grid(_linspace)(8), r"64 rows.*hard-coded"),
+        (lambda n: torch.linspace(-1, 1, n * n).unsqueeze(-1).expand(n * n, 2).clone(), r"n \* n.*meshgrid"),
+        (_stack_on(0), r"stacked rows and cols on dim 0.*LAST dim"),
+        (_stack_on(1), r"stacked rows and cols on dim 1.*LAST dim"),
+        (_grid(lambda n: torch.linspace(-1, 1, n + 1)[1:]), r"endpoints are wrong"),
+        (
+            lambda n: _grid(_linspace)(n) * torch.tensor([-1.0, 1.0]),
+            r"row coordinate decreases.*y pointing up",
+        ),
+        (lambda n: _grid(_linspace)(n).tolist(), r"torch\.Tensor, got list"),
+    ],
+)
+
+
+def _grid_loops(n):
+    axis = [-1 + 2 * i / (n - 1) if n > 1 else -1.0 for i in range(n)]
+    return torch.tensor([[r, c] for r in axis for c in axis])
+
+
+test_coordinate_grid_alternatives_pass = alternatives_pass(
+    check_coordinate_grid,
+    [
+        lambda n: torch.cartesian_prod(_linspace(n), _linspace(n)).reshape(n * n, 2),
+        _grid(_linspace, swap=True, indexing="xy"),  # 'xy' with the columns swapped back
+        lambda n: torch.from_numpy(
+            np.stack(np.meshgrid(np.linspace(-1, 1, n), np.linspace(-1, 1, n), indexing="ij"), -1).reshape(
+                -1, 2
+            )
+        ),
+        lambda n: (lambda k: torch.stack([k // n, k % n], -1).float() * 2 / max(n - 1, 1) - 1)(
+            torch.arange(n * n)
+        ),
+        _grid_loops,
+        lambda n: torch.hstack(
+            [_linspace(n).repeat_interleave(n).unsqueeze(1), _linspace(n).repeat(n).unsqueeze(1)]
+        ),
     ],
 )
 
@@ -68,6 +128,41 @@ test_coordinate_grid_mistakes_are_named = mistakes_are_named(
 
 def _phase(v, B):
     return 2 * math.pi * (v @ B.T)  # (..., m)
+
+
+def _mm(v, B):
+    phase = 2 * math.pi * torch.mm(v, B.T)  # 2-D only
+    return torch.cat([torch.sin(phase), torch.cos(phase)], -1)
+
+
+def _elementwise(v, B):
+    phase = 2 * math.pi * v * B  # elementwise, not a matrix product
+    return torch.cat([torch.sin(phase), torch.cos(phase)], -1)
+
+
+def _random_B(v, B):
+    B = torch.randn_like(B) * 10  # draws its own frequencies instead of using B
+    return positional.fourier_features(v, B)
+
+
+def _transpose_trick(v, B):
+    phase = 2 * math.pi * (B @ v.permute(*reversed(range(v.ndim)))).T  # v.T: right for 2-D v only
+    return torch.cat([torch.sin(phase), torch.cos(phase)], -1)
+
+
+def _squeezed(v, B):
+    phase = (2 * math.pi * (v @ B.T)).squeeze()
+    return torch.cat([torch.sin(phase), torch.cos(phase)], -1)
+
+
+def _float32_B(v, B):
+    phase = 2 * math.pi * (v @ B.T.float())  # mixes dtypes when v is float64
+    return torch.cat([torch.sin(phase), torch.cos(phase)], -1)
+
+
+def _batch_index(v, B):
+    phase = 2 * math.pi * (v[:, None, :] * B).sum(-1)  # assumes v is 2-D
+    return torch.cat([torch.sin(phase), torch.cos(phase)], -1)
 
 
 test_fourier_features_mistakes_are_named = mistakes_are_named(
@@ -93,6 +188,48 @@ test_fourier_features_mistakes_are_named = mistakes_are_named(
             lambda v, B: positional.fourier_features(v, B) * 0.5,
             r"differ from gamma",
         ),
+        (
+            lambda v, B: torch.cat([torch.sin(math.pi * v @ B.T), torch.cos(math.pi * v @ B.T)], -1),
+            r"pi \* v @ B\.T, half",
+        ),
+        (lambda v, B: torch.cat([torch.sin(_phase(v, B)), torch.cos(_phase(v, B))], dim=1), r"dim 1.*dim=-1"),
+        (lambda v, B: torch.hstack([torch.sin(_phase(v, B)), torch.cos(_phase(v, B))]), r"hstack.*dim=-1"),
+        (lambda v, B: torch.sin(_phase(v, B)) + torch.cos(_phase(v, B)), r"add sin and cos"),
+        (_phase, r"phase itself"),
+        (_mm, r"torch\.mm takes 2-D.*v @ B\.T"),
+        (_elementwise, r"elementwise product.*v @ B\.T"),
+        (_random_B, r"different features.*random"),
+        (
+            lambda v, B: torch.cat([torch.cos(_phase(v, B)), torch.cos(_phase(v, B))], -1),
+            r"both halves are cosines",
+        ),
+        (_transpose_trick, r"leading dims"),
+        (_squeezed, r"one frequency.*squeeze"),
+        (_float32_B, r"float64.*dtype"),
+        (_batch_index, r"v has two leading dims.*dim=-1 work for any number of leading dims"),
+    ],
+)
+
+
+test_fourier_features_alternatives_pass = alternatives_pass(
+    check_fourier_features,
+    [
+        lambda v, B: (lambda p: torch.cat([p.sin(), p.cos()], -1))(
+            2 * math.pi * torch.einsum("...d,md->...m", v, B)
+        ),
+        lambda v, B: (lambda p: torch.cat([p.sin(), p.cos()], -1))(
+            2 * torch.pi * torch.nn.functional.linear(v, B)
+        ),
+        lambda v, B: torch.sin(
+            torch.cat([_phase(v, B), _phase(v, B) + math.pi / 2], dim=-1)
+        ),  # cos as shifted sin
+        lambda v, B: (lambda p: torch.cat([p.sin(), p.cos()], p.ndim - 1))(
+            2 * math.pi * torch.matmul(v, B.mT)
+        ),
+        lambda v, B: (lambda p: torch.cat([p.sin(), p.cos()], -1))(
+            2 * math.pi * (v.unsqueeze(-2) * B).sum(-1)
+        ),
+        lambda v, B: positional.fourier_features(v.float(), B.float()),  # float32 is fine: dtype is not fixed
     ],
 )
 
