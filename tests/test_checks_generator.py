@@ -1,13 +1,18 @@
 """The lesson-08 checkers pass the reference and the solution, meet the stub kindly, reject real mistakes."""
 
-import pytest
+import math
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
-from helpers import assert_checker_contract, assert_rejects
+from helpers import alternatives_pass, assert_checker_contract, mistakes_are_named
 from torch import nn
 
 from vitgan_lite import generator
+from vitgan_lite.attention import L2MultiHeadAttention, MultiHeadAttention
 from vitgan_lite.checks import check_generator_block, check_generator_forward
+from vitgan_lite.checks._core import EXERCISES, reference_source
+from vitgan_lite.modulation import SLN
 from vitgan_lite.patches import unpatchify
 
 LESSON = "08_vit_generator"
@@ -23,6 +28,13 @@ def test_checkers_pass_the_reference_and_the_solution_and_meet_the_stubs(capsys)
         },
         capsys,
     )
+
+
+def test_hints_and_reference_resolve():
+    assert "def forward" in reference_source("8.1")
+    assert "def synthesize" in reference_source("8.2")
+    for number in ("8.1", "8.2"):
+        assert len(EXERCISES[number].hints) == 2
 
 
 def test_checkers_leave_the_global_rng_alone():
@@ -113,8 +125,116 @@ class OtherNames(Ref):
         del self.norm1
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+class SLNGivenH(Ref):
+    def forward(self, h, w):
+        h = h + self.attn(self.norm1(h, h))
+        return h + self.mlp(self.norm2(h, h))
+
+
+class SLNArgsSwapped(Ref):
+    def forward(self, h, w):
+        h = h + self.attn(self.norm1(w, h))
+        return h + self.mlp(self.norm2(w, h))
+
+
+class SLNWithoutW(Ref):
+    def forward(self, h, w):
+        h = h + self.attn(self.norm1(h))
+        return h + self.mlp(self.norm2(h))
+
+
+class SLNArgsSwappedInInit(Ref):
+    def __init__(self, dim, num_heads, mlp_ratio, style_dim):
+        super().__init__(dim, num_heads, mlp_ratio, style_dim)
+        self.norm1, self.norm2 = SLN(style_dim, dim), SLN(style_dim, dim)
+
+
+class NoAttnResidual(Ref):
+    def forward(self, h, w):
+        h = self.attn(self.norm1(h, w))
+        return h + self.mlp(self.norm2(h, w))
+
+
+class NoMlpResidual(Ref):
+    def forward(self, h, w):
+        h = h + self.attn(self.norm1(h, w))
+        return self.mlp(self.norm2(h, w))
+
+
+class NoNormBeforeAttention(Ref):
+    def forward(self, h, w):
+        h = h + self.attn(h)
+        return h + self.mlp(self.norm2(h, w))
+
+
+class ParallelBranches(Ref):
+    def forward(self, h, w):
+        return h + self.attn(self.norm1(h, w)) + self.mlp(self.norm2(h, w))
+
+
+class NormsSwapped(Ref):
+    def forward(self, h, w):
+        h = h + self.attn(self.norm2(h, w))
+        return h + self.mlp(self.norm1(h, w))
+
+
+class MlpFirst(Ref):
+    def forward(self, h, w):
+        h = h + self.mlp(self.norm2(h, w))
+        return h + self.attn(self.norm1(h, w))
+
+
+class InPlace(Ref):
+    def forward(self, h, w):
+        h += self.attn(self.norm1(h, w))
+        h += self.mlp(self.norm2(h, w))
+        return h
+
+
+class DetachedAttention(Ref):
+    def forward(self, h, w):
+        h = h + self.attn(self.norm1(h, w)).detach()
+        return h + self.mlp(self.norm2(h, w))
+
+
+class CastsToFloat32(Ref):
+    def forward(self, h, w):
+        return super().forward(h.float(), w.float())
+
+
+class L2Attention(Ref):
+    def __init__(self, dim, num_heads, mlp_ratio, style_dim):
+        super().__init__(dim, num_heads, mlp_ratio, style_dim)
+        self.attn = L2MultiHeadAttention(dim, num_heads)
+
+
+class TorchAttention(Ref):
+    def __init__(self, dim, num_heads, mlp_ratio, style_dim):
+        super().__init__(dim, num_heads, mlp_ratio, style_dim)
+        self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+
+    def forward(self, h, w):
+        x = self.norm1(h, w)
+        h = h + self.attn(x, x, x, need_weights=False)[0]
+        return h + self.mlp(self.norm2(h, w))
+
+
+def _with_mlp(hidden_of, act=nn.GELU, drop=0.0):
+    class WithMlp(Ref):
+        def __init__(self, dim, num_heads, mlp_ratio, style_dim):
+            super().__init__(dim, num_heads, mlp_ratio, style_dim)
+            hidden = hidden_of(dim, mlp_ratio)
+            layers = OrderedDict(fc1=nn.Linear(dim, hidden), act=act())
+            if drop:
+                layers["drop"] = nn.Dropout(drop)
+            layers["fc2"] = nn.Linear(hidden, dim)
+            self.mlp = nn.Sequential(layers)
+
+    return WithMlp
+
+
+test_block_mistakes_are_named = mistakes_are_named(
+    check_generator_block,
     [
         (SharedInForward, r"one SLN instance is used for both norms.*self\.norm2"),
         (SharedInstance, r"same SLN instance.*two instances"),
@@ -126,20 +246,90 @@ class OtherNames(Ref):
         (PostNorm, r"post-norm"),
         (DetachedW, r"no gradient reaches w"),
         (OtherNames, r"name the submodules as the package does"),
+        (SLNGivenH, r"self\.norm1 gets h as its style.*self\.norm1\(h, w\)"),
+        (SLNArgsSwapped, r"self\.norm1 is called as norm\(w, h\).*swapped.*self\.norm1\(h, w\)"),
+        (SLNWithoutW, r"self\.norm1 is called without w.*self\.norm1\(h, w\)"),
+        (SLNArgsSwappedInInit, r"SLN\(dim, style_dim\).*order"),
+        (NoAttnResidual, r"residual .*around the attention is missing"),
+        (NoMlpResidual, r"residual .*around the MLP is missing"),
+        (NoNormBeforeAttention, r"attention reads h itself.*self\.norm1\(h, w\)"),
+        (ParallelBranches, r"MLP branch reads the block's input h.*instead of h'"),
+        (NormsSwapped, r"norm1 and norm2 are swapped"),
+        (MlpFirst, r"MLP runs before the attention"),
+        (InPlace, r"in place.*h = h \+"),
+        (DetachedAttention, r"no gradient reaches .*attn\..*detach"),
+        (CastsToFloat32, r"float64.*float32"),
+        (L2Attention, r"dot-product MultiHeadAttention.*L2 attention is for the discriminator"),
+        (TorchAttention, r"MultiHeadAttention\(dim, num_heads\) from vitgan_lite\.attention"),
+        (_with_mlp(lambda d, r: d * r), r"hidden width .*float.*int\(dim \* mlp_ratio\)"),
+        (_with_mlp(lambda d, r: math.ceil(d * r)), r"hidden width .*int\(dim \* mlp_ratio\)"),
+        (_with_mlp(lambda d, r: int(d * r), act=nn.ReLU), r"MLP's activation.*ReLU.*GELU"),
+        (_with_mlp(lambda d, r: int(d * r), drop=0.1), r"different outputs for the same input.*Dropout"),
     ],
 )
-def test_block_mistakes_are_named(wrong, match):
-    assert_rejects(check_generator_block, wrong, match)
 
 
-def test_block_with_an_index_named_mlp_passes():
-    class IndexNamedMLP(Ref):
-        def __init__(self, dim, num_heads, mlp_ratio, style_dim):
-            super().__init__(dim, num_heads, mlp_ratio, style_dim)
-            hidden = int(dim * mlp_ratio)
-            self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+# ---- correct GeneratorBlocks written another way ------------------------------------------------------
 
-    assert check_generator_block(IndexNamedMLP)
+
+class IndexNamedMLP(Ref):
+    def __init__(self, dim, num_heads, mlp_ratio, style_dim):
+        super().__init__(dim, num_heads, mlp_ratio, style_dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+
+class OwnSLN(nn.Module):
+    """A learner's own SLN (lesson 06's exercise), eps 1e-6, written with F.layer_norm."""
+
+    def __init__(self, dim, style_dim):
+        super().__init__()
+        self.gamma, self.beta = nn.Linear(style_dim, dim), nn.Linear(style_dim, dim)
+
+    def forward(self, h, w):
+        return self.gamma(w)[:, None] * F.layer_norm(h, h.shape[-1:], eps=1e-6) + self.beta(w)[:, None]
+
+
+class WrittenOut(nn.Module):
+    """From scratch, with the learner's SLN, named intermediates and an identity drop-path."""
+
+    def __init__(self, dim, num_heads, mlp_ratio, style_dim):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1, self.norm2 = OwnSLN(dim, style_dim), OwnSLN(dim, style_dim)
+        self.attn = MultiHeadAttention(dim, num_heads)
+        self.mlp = nn.Sequential(
+            OrderedDict(fc1=nn.Linear(dim, hidden), act=nn.GELU(), fc2=nn.Linear(hidden, dim))
+        )
+        self.drop_path = nn.Identity()
+
+    def forward(self, h, w):
+        attended = self.attn(self.norm1(h, w))
+        h_mid = h + self.drop_path(attended)
+        return h_mid + self.drop_path(self.mlp(self.norm2(h_mid, w)))
+
+
+class StrongSLN(Ref):
+    """SLN(gain=1.0), as the generator builds them: the init does not matter, the weights are copied."""
+
+    def __init__(self, dim, num_heads, mlp_ratio, style_dim):
+        super().__init__(dim, num_heads, mlp_ratio, style_dim)
+        self.norm1, self.norm2 = SLN(dim, style_dim, gain=1.0), SLN(dim, style_dim, eps=1e-6, gain=1.0)
+
+
+class IndexNamedMLPWithDropout(Ref):
+    """An unnamed nn.Sequential with a Dropout(0.0): its Linears are mlp.0 and mlp.3."""
+
+    def __init__(self, dim, num_heads, mlp_ratio, style_dim):
+        super().__init__(dim, num_heads, mlp_ratio, style_dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.0), nn.Linear(hidden, dim))
+
+
+test_block_alternatives_pass = alternatives_pass(
+    check_generator_block,
+    [IndexNamedMLP, WrittenOut, StrongSLN, _with_mlp(lambda d, r: int(d * r)), IndexNamedMLPWithDropout],
+)
 
 
 def test_block_value_by_hand():
@@ -196,10 +386,6 @@ class Steps(generator.ViTGenerator):
 
     def squash(self, x):
         return torch.tanh(x)
-
-
-def test_the_step_by_step_generator_passes():
-    assert check_generator_forward(Steps)
 
 
 class ZToSLNs(Steps):
@@ -359,8 +545,101 @@ class ExtraModule(Steps):
         self.out = nn.Conv2d(self.channels, self.channels, 1)
 
 
-@pytest.mark.parametrize(
-    "wrong,match",
+class NormGetsZ(Steps):
+    def forward(self, z):
+        w = self.mapping(z)
+        h = self.run_blocks(self.first_tokens(z, w), w)
+        return self.squash(self.assemble(self.decoder(self.norm(h, z))))
+
+
+class NormGetsDetachedW(Steps):
+    def final(self, h, w):
+        return self.norm(h, w.detach())
+
+
+class SqueezedW(Steps):
+    """.squeeze() on w: harmless until a batch of 1, where w loses its batch axis."""
+
+    def map(self, z):
+        return self.mapping(z).squeeze()
+
+
+class MappedTwice(Steps):
+    def map(self, z):
+        return self.mapping(self.mapping(z))
+
+
+class PosEmbedNotCalled(Steps):
+    def first_tokens(self, z, w):
+        return self.pos_embed.expand(z.shape[0], -1, -1)
+
+
+class PosAddedTwice(Steps):
+    def run_blocks(self, h, w):
+        pos = self.pos_embed()
+        for block in self.blocks:
+            h = block(h + pos, w)
+        return h
+
+
+class PosAfterEachBlock(Steps):
+    def run_blocks(self, h, w):
+        for block in self.blocks:
+            h = block(h, w) + self.pos_embed()
+        return h
+
+
+class PosUnderNoGrad(Steps):
+    def first_tokens(self, z, w):
+        with torch.no_grad():
+            return self.pos_embed().unsqueeze(0).expand(z.shape[0], -1, -1)
+
+
+class DetachedTokens(Steps):
+    def decode(self, y, w):
+        return self.decoder(y.detach())
+
+
+class ReluInLayout(Steps):
+    """An activation inside the layout code: the layout is right, the values are not."""
+
+    def assemble(self, p):
+        B, C, S, P = p.shape[0], self.channels, self.image_size, self.patch_size
+        G = S // P
+        x = F.relu(p).reshape(B, G, G, C, P, P).permute(0, 3, 1, 4, 2, 5)
+        return x.reshape(B, C, S, S)
+
+
+class GeluOnPatches(Steps):
+    def decode(self, y, w):
+        return F.gelu(self.decoder(y))
+
+
+class HalfScaleTanh(Steps):
+    def squash(self, x):
+        return 2 * torch.sigmoid(x) - 1
+
+
+class ChannelsHardCoded(Steps):
+    def assemble(self, p):
+        return unpatchify(p, self.patch_size, self.image_size, 3)
+
+
+class UnpatchifyArgsSwapped(Steps):
+    def assemble(self, p):
+        return unpatchify(p, self.image_size, self.patch_size, self.channels)
+
+
+class ManualLayoutNoPermute(Steps):
+    """reshape to (B, C, G, P, G, P) without the permute: the patches are cut into strips."""
+
+    def assemble(self, p):
+        B, C, S, P = p.shape[0], self.channels, self.image_size, self.patch_size
+        return p.reshape(B, C, S // P, P, S // P, P).reshape(B, C, S, S)
+
+
+test_forward_mistakes_are_named = mistakes_are_named(
+    check_generator_forward,
     [
         (ZToSLNs, r"self\.blocks\[0\] gets z instead of w.*w = self\.mapping\(z\)"),
         (BatchMeanStyle, r"self\.blocks\[0\] gets a style that is not w = self\.mapping\(z\)"),
@@ -388,10 +667,77 @@ class ExtraModule(Steps):
         (TanhTwice, r"tanh is applied twice"),
         (TransposedGridNoTanh, r"token grid is transposed.*; and the pixels are not squashed"),
         (BlockForward, r"no block of self\.blocks ran before the final SLN.*block\.forward"),
-        (DetachedW, r"no gradient reaches 'mapping\..*detach"),
+        (DetachedW, r"self\.blocks\[0\] gets w with no gradient.*detach"),
         (ReturnsW, r"returns a tuple"),
         (ExtraModule, r"does not have the reference's sub-modules.*subclass"),
+        (NormGetsZ, r"final SLN self\.norm gets z instead of w"),
+        (NormGetsDetachedW, r"final SLN self\.norm gets w with no gradient.*detach"),
+        (SqueezedW, r"batch of 1.*\.squeeze\(\).*batch axis"),
+        (MappedTwice, r"gets a style that is not w = self\.mapping\(z\)"),
+        (PosEmbedNotCalled, r"self\.pos_embed is a module.*self\.pos_embed\(\)"),
+        (PosAddedTwice, r"E_pos is added twice"),
+        (PosAfterEachBlock, r"E_pos is added again before self\.blocks\[1\]"),
+        (PosUnderNoGrad, r"h_0 has no gradient.*pos_embed.*no_grad"),
+        (DetachedTokens, r"decoder gets y with no gradient.*detach"),
+        (ReluInLayout, r"ReLU.*before the tanh.*negative"),
+        (GeluOnPatches, r"GELU.*before the tanh"),
+        (HalfScaleTanh, r"tanh\(x / 2\).*2 \* sigmoid\(x\) - 1.*torch\.tanh\(x\)"),
+        (ChannelsHardCoded, r"channels.*hard-coded.*self\.channels"),
+        (
+            UnpatchifyArgsSwapped,
+            r"unpatchify's arguments are in the wrong order.*unpatchify\(patches, self\.patch_size",
+        ),
+        (ManualLayoutNoPermute, r"strips|wrong places"),
     ],
 )
-def test_forward_mistakes_are_named(wrong, match):
-    assert_rejects(check_generator_forward, wrong, match)
+
+
+# ---- correct generator forwards written another way ---------------------------------------------------
+
+
+class TanhOnPatches(Steps):
+    """tanh before the layout: an elementwise function commutes with moving pixels around."""
+
+    def decode(self, y, w):
+        return torch.tanh(self.decoder(y))
+
+    def squash(self, x):
+        return x
+
+
+class ManualLayout(Steps):
+    def first_tokens(self, z, w):
+        return self.pos_embed().repeat(len(z), 1, 1)
+
+    def assemble(self, p):
+        B, C, S, P = p.shape[0], self.channels, self.image_size, self.patch_size
+        G = S // P
+        x = p.view(B, G, G, C, P, P).permute(0, 3, 1, 4, 2, 5)  # (B, C, G, P, G, P)
+        return x.reshape(B, C, S, S)
+
+    def squash(self, x):
+        return x.tanh()
+
+
+class ViaSynthesize(generator.ViTGenerator):
+    """self.synthesize does it all (the exercise asks not to use it, but it is correct)."""
+
+    def forward(self, z):
+        return self.synthesize(self.mapping(z))
+
+
+class Einsum(generator.ViTGenerator):
+    def forward(self, z):
+        w = self.mapping(z)
+        h = self.pos_embed()[None].expand(z.size(0), *self.pos_embed().shape)
+        for block in self.blocks:
+            h = block(h, w=w)
+        patches = self.decoder(self.norm(h, w=w))
+        G, P, C = self.grid_size, self.patch_size, self.channels
+        x = torch.einsum("bijcpq->bcipjq", patches.reshape(-1, G, G, C, P, P))
+        return F.tanh(x.reshape(-1, C, G * P, G * P))
+
+
+test_forward_alternatives_pass = alternatives_pass(
+    check_generator_forward, [Steps, TanhOnPatches, ManualLayout, ViaSynthesize, Einsum]
+)
