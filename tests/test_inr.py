@@ -17,6 +17,7 @@ from vitgan_lite.inr import (
     SineLayer,
     modulated_linear,
     modulated_linear_explicit,
+    modulated_linear_shared,
 )
 from vitgan_lite.positional import coordinate_grid
 
@@ -103,6 +104,44 @@ def test_fast_equals_explicit_values_and_grads(shape, demodulate):
     torch.testing.assert_close(outs[0], outs[1])
     for g_fast, g_explicit in zip(*grads):
         torch.testing.assert_close(g_fast, g_explicit)
+
+
+@pytest.mark.parametrize("demodulate,bias,scale", [(True, True, 2**0.5), (False, True, 1.0), (True, False, 3.0)])
+@pytest.mark.parametrize("shape", [(3, 5, 7, 4), (1, 1, 2, 9), (6, 16, 8, 3)])
+def test_shared_input_gemm_equals_the_explicit_form_values_and_grads(shape, demodulate, bias, scale):
+    """The decoder's first layer as one GEMM, s @ K with K[j, (m, o)] = x[m, j] W[o, j], is the same function
+    as the explicit (B, O, I) modulated weights on x expanded to every batch item: values and gradients."""
+    torch.manual_seed(sum(shape))
+    B, M, I, O = shape
+    leaves = [torch.randn(M, I, dtype=torch.float64), torch.randn(O, I, dtype=torch.float64)]
+    leaves += [torch.randn(B, I, dtype=torch.float64), torch.randn(O, dtype=torch.float64)]
+    weights = torch.linspace(-1, 1, B * M * O, dtype=torch.float64).view(B, M, O)
+    outs, grads = [], []
+    for shared in (True, False):
+        x, W, s, b = (t.clone().requires_grad_(True) for t in leaves)
+        b_or_none = b if bias else None
+        if shared:
+            out = modulated_linear_shared(x, W, s, b_or_none, demodulate=demodulate, scale=scale)
+        else:
+            out = scale * modulated_linear_explicit(x.expand(B, M, I), W, s, b_or_none, demodulate=demodulate)
+        assert out.shape == (B, M, O)
+        (out * weights).sum().backward()
+        outs.append(out.detach())
+        grads.append([x.grad, W.grad, s.grad] + ([b.grad] if bias else []))
+    torch.testing.assert_close(outs[0], outs[1])
+    for g_shared, g_explicit in zip(*grads):
+        torch.testing.assert_close(g_shared, g_explicit)
+
+
+def test_shared_input_hand_value():
+    x = torch.tensor([[1.0, 2.0]])  # M = 1 point, I = 2
+    W = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # O = 2
+    s = torch.tensor([[3.0, 4.0]])  # B = 1
+    # modulated rows: [3, 0] and [3, 4]; outputs 3 and 3 + 8 = 11; demodulated: 3/3 = 1 and 11/5 = 2.2
+    out = modulated_linear_shared(x, W, s, torch.tensor([0.5, -0.5]), demodulate=True, eps=0.0, scale=2.0)
+    torch.testing.assert_close(out, torch.tensor([[[2 * 1.5, 2 * 1.7]]]))
+    with pytest.raises(ValueError, match=r"x must have shape \(M, I\)"):
+        modulated_linear_shared(x.unsqueeze(0), W, s)
 
 
 def test_modulated_linear_bad_shapes():

@@ -137,6 +137,53 @@ def modulated_linear(
     return out
 
 
+def modulated_linear_shared(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    s: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    demodulate: bool = True,
+    eps: float = 1e-8,
+    scale: float = 1.0,
+) -> torch.Tensor:
+    """:func:`modulated_linear` when every batch item reads the SAME inputs ``x (M, I)``: one large GEMM.
+
+    The patch decoder's first layer is this case: its input is E_fou, the Fourier features of the P x P
+    pixel coordinates, identical for every token; only the style differs. Then
+
+        out[b, m, o] = sum_j s[b, j] * (x[m, j] W[o, j])   (before demodulation)
+                     = (s @ K)[b, (m, o)],   K[j, (m, o)] = x[m, j] W[o, j]  (I, M*O), built once,
+
+    a (B, I) x (I, M*O) matrix product instead of scaling a (B, M, I) tensor and multiplying it by W: the
+    same multiply-adds, no elementwise pass over (B, M, I), and no such tensor kept for the backward pass.
+    Demodulation, bias and an output ``scale`` (the sine's omega0) then cost one fused ``addcmul``.
+
+    Args:
+        x: (M, I) inputs shared by every batch item.
+        weight, s, bias, demodulate, eps: as in :func:`modulated_linear`.
+        scale: a factor applied to the whole output (``scale * (W'' x + bias)``).
+
+    Returns:
+        (B, M, O), equal to ``scale * modulated_linear(x.expand(B, M, I), weight, s, bias, ...)``.
+    """
+    if x.ndim != 2:
+        raise ValueError(
+            f"x must have shape (M, I), the inputs shared by every batch item, got {tuple(x.shape)}"
+        )
+    _check_modulated_args(x.unsqueeze(0).expand(s.shape[0], -1, -1), weight, s, bias)
+    (M, I), O, B = x.shape, weight.shape[0], s.shape[0]
+    K = (x.t().unsqueeze(2) * weight.t().unsqueeze(1)).reshape(I, M * O)  # (I, M*O): K[j, (m, o)]
+    out = (s @ K).view(B, M, O)  # (B, M, O): one GEMM for every token and pixel
+    if demodulate:
+        d = torch.rsqrt(s.square() @ weight.square().t() + eps)  # (B, O), as in modulated_linear
+        coef = (d * scale).unsqueeze(1)  # (B, 1, O)
+    else:
+        coef = out.new_full((1, 1, O), scale)
+    if bias is None:
+        return out * coef  # (B, M, O)
+    return torch.addcmul(bias * scale, out, coef)  # (B, M, O): scale * (out * d + bias), one pass
+
+
 def modulated_linear_explicit(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -217,6 +264,18 @@ class ModulatedLinear(nn.Module):
         if self.activation == "lrelu":
             out = scaled_leaky_relu(out)  # (B, M, O)
         return out
+
+    def forward_shared(self, x: torch.Tensor, style: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """``scale * forward(x expanded to every batch item, style)`` for inputs ``x (M, I)`` shared by the
+        batch: one GEMM (:func:`modulated_linear_shared`) on the fast path. ``-> (B, M, O)``."""
+        if style.ndim != 2 or style.shape[1] != self.style_dim:
+            raise ValueError(f"style must have shape (B, {self.style_dim}), got {tuple(style.shape)}")
+        if not self.fast or self.activation is not None:
+            out = self(x.unsqueeze(0).expand(style.shape[0], -1, -1), style)  # (B, M, O)
+            return out * scale if scale != 1.0 else out
+        s = self.affine(style)  # (B, I)
+        weight = self.weight / math.sqrt(self.in_dim)  # (O, I), equalized lr
+        return modulated_linear_shared(x, weight, s, self.bias, demodulate=self.demodulate, scale=scale)
 
     def extra_repr(self) -> str:
         return (
@@ -346,9 +405,9 @@ class PatchDecoder(nn.Module):
         B, N, D = y.shape
         P, C = self.patch_size, self.channels
         y = y.reshape(B * N, D)  # (B*N, D): every token is one modulated network
-        e_fou = self.fourier()  # (P*P, F)
-        x = e_fou.unsqueeze(0).expand(B * N, -1, -1)  # (B*N, P*P, F), shared by every token
-        h = torch.sin(self.omega0 * self.hidden(x, y))  # (B*N, P*P, hidden_dim)
+        e_fou = self.fourier()  # (P*P, F), the same for every token
+        # omega0 * ModLinear_1(E_fou; y): one (B*N, F) x (F, P*P*hidden) GEMM on the fast path
+        h = torch.sin(self.hidden.forward_shared(e_fou, y, scale=self.omega0))  # (B*N, P*P, hidden_dim)
         rgb = self.to_rgb(h, y)  # (B*N, P*P, C): one C-vector per pixel
         rgb = rgb.view(B, N, P * P, C).transpose(2, 3)  # (B, N, C, P*P): channels first
         return rgb.reshape(B, N, C * P * P)  # (B, N, C*P*P)
@@ -367,4 +426,5 @@ __all__ = [
     "SineLayer",
     "modulated_linear",
     "modulated_linear_explicit",
+    "modulated_linear_shared",
 ]
