@@ -295,3 +295,18 @@ def test_the_log_also_goes_to_tensorboard_when_it_is_installed(tmp_path, image_f
     monkeypatch.setattr(trainer_mod, "_summary_writer", lambda folder: None)  # not installed: the log only
     Trainer(tiny_config(), tmp_path / "plain", device="cpu", data=image_folder).train(1)
     assert (tmp_path / "plain" / "metrics.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    "device,amp,bf16_hardware,expected",
+    [
+        ("cpu", "auto", True, None),  # float32 on the CPU
+        ("cuda", "auto", True, torch.bfloat16),  # an A100 / H100
+        ("cuda", "auto", False, None),  # a T4: emulated bf16 would be slower than float32
+        ("cuda", "bf16", False, torch.bfloat16),  # asked for explicitly
+        ("cuda", "none", True, None),
+    ],
+)
+def test_mixed_precision_policy(monkeypatch, device, amp, bf16_hardware, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16_hardware)
+    assert trainer_mod.amp_dtype(tiny_config(amp=amp), torch.device(device)) == expected

@@ -7,13 +7,15 @@ A ViT block mixes tokens with multi-head self-attention (ViTGAN eq. 2, Vaswani e
 
 Kim et al. ("The Lipschitz constant of self-attention", ICML 2021) show that this map has no Lipschitz
 bound: its Jacobian grows without limit as the inputs grow, which breaks the Lipschitz argument a GAN
-discriminator relies on. ViTGAN (Sec. 4.1, eq. 3) therefore uses L2 attention in the discriminator::
+discriminator relies on. ViTGAN (Sec. 4.1, eq. 3) therefore uses L2 attention in the discriminator; the
+course writes it in Kim et al.'s form (ViTGAN's eq. 3 writes a distance d(.,.) with no sign or square)::
 
     Attention_h(X) = softmax(-||X W_q - X W_k||^2 / sqrt(d_h)) X W_v,   with W_q = W_k
 
 i.e. the logit of query i and key j is minus the *squared* Euclidean distance between them, and the
-query and key projections are *tied* (one weight). Tying is what makes the map Lipschitz (Kim et al.,
-Theorem 3.2); it also puts every row's maximum logit (0) on the diagonal.
+query and key projections are *tied* (one weight). Kim et al.'s Theorem 3.2 bounds the Lipschitz constant
+of their layer, which multiplies by X A_h (A_h = W_q W_q^T / sqrt(d_h)) where ViTGAN uses X W_v; tying
+also puts every row's maximum logit (0) on the diagonal.
 
 The generator keeps ordinary dot-product attention (``MultiHeadAttention``).
 

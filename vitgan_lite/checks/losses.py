@@ -586,7 +586,7 @@ def _check_draws(rand_translation: Callable[..., torch.Tensor]) -> None:
         expect(
             len(set(map(tuple, shifts.tolist()))) > 1,
             "every image of the batch got the same shift: draw one (ty, tx) PER SAMPLE, e.g. "
-            "torch.randint(-s, s + 1, (B,)); one shared draw augments nothing from D's point of view",
+            "torch.randint(-s, s + 1, (B,)); with one shared draw every image of a step gets the same shift",
         )
         expect(
             bool((ty != tx).any()),

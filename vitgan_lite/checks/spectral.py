@@ -329,7 +329,8 @@ _NO_GRAPH = (
     "no_grad; W_bar = weight * (sigma_init / sigma) must be computed from `weight` itself"
 )
 _NO_GRAD = (
-    "gradients flow into u and v: they are estimates, constants for the backward (Miyato et al. 2018). "
+    "gradients flow into u and v: they are estimates, constants for the backward (as torch's "
+    "spectral_norm treats them). "
     "Take the power step inside `with torch.no_grad():`, write u and v back there, and use the stored "
     "buffers (cloned) in sigma = u^T W v"
 )

@@ -1,11 +1,12 @@
 """FID and IS of a generator through torch-fidelity (run layer); the formulas are :mod:`vitgan_lite.metrics`.
 
-Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``. The numbers a paper reports come from torch-fidelity's
-Inception (the TF-FID port), which :func:`compute_fid_is` calls. Its weights are downloaded on first use,
+Taught in ``notebooks/12_cifar10_on_a_gpu.ipynb``. torch-fidelity's Inception is a port of the TF-FID
+network that papers of ViTGAN's time report with (the paper's own numbers come from the authors' TF2 code);
+:func:`compute_fid_is` calls it. Its weights are downloaded on first use,
 or read from ``weights_path``; when neither works it raises :class:`~vitgan_lite.metrics.MetricsUnavailable`
 (the trainer logs it and goes on). Pass a ``feature_extractor`` to bypass torch-fidelity entirely
-(offline tests, notebooks without weights). ViTGAN reports FID 6.66 / IS 9.30 on CIFAR-10 with 50,000
-samples against the training set (the standard protocol).
+(offline tests, notebooks without weights). ViTGAN reports FID 6.66 / IS 9.30 on CIFAR-10; the course
+compares 50,000 samples with the training set (the common protocol; a course choice where a paper is silent).
 
 Shape legend: ``N`` samples, ``d`` feature width, ``B`` batch, ``C, H, W`` image.
 """

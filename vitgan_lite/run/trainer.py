@@ -133,8 +133,13 @@ def build_networks(cfg: Config, device: torch.device | str = "cpu") -> tuple[ViT
 
 
 def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on CUDA when ``cfg.amp`` is "auto" or "bf16"; None (float32) otherwise."""
-    return torch.bfloat16 if device.type == "cuda" and cfg.amp in ("auto", "bf16") else None
+    """bf16 autocast on CUDA when ``cfg.amp`` is "bf16", or "auto" on a GPU with bf16 arithmetic (not a T4
+    or older); None (float32) otherwise."""
+    if device.type != "cuda" or cfg.amp == "none":
+        return None
+    if cfg.amp == "auto" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        return None  # emulated bf16 is slower than float32
+    return torch.bfloat16
 
 
 class Autocast(nn.Module):
