@@ -176,7 +176,8 @@ def test_the_stub_message_gives_the_goal_and_points_to_the_hints():
 
 def test_every_exercise_has_a_mutation_suite_and_correct_alternatives():
     """The suite tools/checker_mutants.py counts: each checker meets >= 15 realistic wrong answers (each
-    refused with its own named message, tested in test_checks_*.py) and >= 3 other correct ways to write it."""
+    refused with its own named message, tested in test_checks_*.py) and >= 3 other correct ways to write
+    it."""
     from tools.checker_mutants import collect
     from vitgan_lite.checks._core import EXERCISES
 

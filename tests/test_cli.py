@@ -128,10 +128,10 @@ def test_evaluate_prints_scores_or_the_reason(run, monkeypatch, capsys):
 def test_parse_value():
     assert parse_value("lr_g", "1e-3") == 1e-3
     assert parse_value("steps", "2e3") == 2000 and isinstance(parse_value("steps", "2e3"), int)
-    assert parse_value("compile", "true") is True and parse_value("compile", "0") is False
+    assert parse_value("g_demodulate", "true") is True and parse_value("g_demodulate", "0") is False
     assert parse_value("d_spectral_norm", "sn") == "sn"
-    with pytest.raises(ConfigError, match="compile must be true or false"):
-        parse_value("compile", "maybe")
+    with pytest.raises(ConfigError, match="g_demodulate must be true or false"):
+        parse_value("g_demodulate", "maybe")
 
 
 def test_help_exits_0(capsys):

@@ -106,7 +106,9 @@ def test_fast_equals_explicit_values_and_grads(shape, demodulate):
         torch.testing.assert_close(g_fast, g_explicit)
 
 
-@pytest.mark.parametrize("demodulate,bias,scale", [(True, True, 2**0.5), (False, True, 1.0), (True, False, 3.0)])
+@pytest.mark.parametrize(
+    "demodulate,bias,scale", [(True, True, 2**0.5), (False, True, 1.0), (True, False, 3.0)]
+)
 @pytest.mark.parametrize("shape", [(3, 5, 7, 4), (1, 1, 2, 9), (6, 16, 8, 3)])
 def test_shared_input_gemm_equals_the_explicit_form_values_and_grads(shape, demodulate, bias, scale):
     """The decoder's first layer as one GEMM, s @ K with K[j, (m, o)] = x[m, j] W[o, j], is the same function

@@ -310,3 +310,30 @@ def test_the_log_also_goes_to_tensorboard_when_it_is_installed(tmp_path, image_f
 def test_mixed_precision_policy(monkeypatch, device, amp, bf16_hardware, expected):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16_hardware)
     assert trainer_mod.amp_dtype(tiny_config(amp=amp), torch.device(device)) == expected
+
+
+def test_compile_auto_pays_only_where_it_can():
+    from vitgan_lite.run.trainer import COMPILE_MIN_STEPS, compile_decision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    long_run = tiny_config(steps=100_000)
+    assert compile_decision(long_run, cpu)[0] is (COMPILE_MIN_STEPS["cpu"] is not None)
+    assert compile_decision(long_run, cuda) == (True, "compile=auto: on for 100000 steps on cuda")
+    on, why = compile_decision(tiny_config(steps=10), cuda)
+    assert not on and "it pays from 2000 steps" in why
+    assert compile_decision(tiny_config(compile="on"), cpu) == (True, "compile=on")
+    assert compile_decision(tiny_config(compile="off"), cuda) == (False, "compile=off")
+    # the old bool field and the command line's true/false still mean on/off
+    assert Config(compile=True).compile == "on" and Config(compile="false").compile == "off"
+    with pytest.raises(ConfigError, match="compile must be one of"):
+        tiny_config(compile="sometimes")
+
+
+def test_compiling_points_inductor_at_a_persistent_cache(monkeypatch, tmp_path):
+    from vitgan_lite.run.trainer import use_persistent_compile_cache
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("VITGAN_LITE_CACHE", str(tmp_path))
+    assert use_persistent_compile_cache() == str(tmp_path / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/elsewhere")
+    assert use_persistent_compile_cache() == "/elsewhere", "a user's own setting wins"

@@ -34,6 +34,9 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the field and what to change."""
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
 def arch(default: Any, source: str) -> Any:
     """A field that shapes the networks' parameters: a checkpoint resumes only where these agree."""
     return dataclasses.field(default=default, metadata={"arch": True, "source": source})
@@ -115,7 +118,14 @@ class Config:
     cfd_num_samples: int = knob(2_000, "course choice (cFD depends on N: compare at one N)")
     fid_num_samples: int = knob(50_000, "the standard FID protocol (Heusel et al. 2017)")
     amp: str = knob("auto", "course choice: 'auto' (bf16 on CUDA), 'bf16' or 'none'")
-    compile: bool = knob(False, "course choice: torch.compile on a GPU")
+    compile: str = knob(
+        "auto", "course choice: 'auto' compiles where it pays (run.trainer.compile_decision), or 'on' / 'off'"
+    )
+
+    def __post_init__(self) -> None:
+        # compile was a bool before 'auto' existed: old checkpoints and `--compile true` keep working
+        if isinstance(self.compile, bool) or str(self.compile).lower() in _TRUE + _FALSE:
+            self.compile = "on" if str(self.compile).lower() in _TRUE else "off"
 
     def validate(self) -> Config:
         """Refuse a config that cannot work, naming the field. Returns self."""
@@ -173,6 +183,8 @@ class Config:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1) (an Adam decay), got {getattr(self, name)}")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"compile must be one of {COMPILE_MODES} or true/false, got {self.compile!r}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -204,7 +216,8 @@ class Config:
         return cls().replace(**{**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **d})
 
 
-AMP_MODES = ("auto", "bf16", "none")  # "auto": bf16 autocast on CUDA, float32 elsewhere
+AMP_MODES = ("auto", "bf16", "none")
+COMPILE_MODES = ("auto", "on", "off")  # "auto": bf16 autocast on CUDA, float32 elsewhere
 # The fields that shape the networks' parameters, read from the field metadata (``arch(...)`` above).
 ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(Config) if f.metadata["arch"])
 # Old field names in saved configs -> today's names; defaults for fields that older checkpoints lack.

@@ -142,6 +142,38 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+# torch.compile: the compile time is paid once per process (minutes on a CPU, about a minute on a GPU; the
+# benchmark prints it), so "auto" compiles only runs long enough to earn it back. Figures: README,
+# "Performance" (python -m vitgan_lite bench --compile).
+COMPILE_MIN_STEPS = {"cuda": 2_000, "cpu": None}  # None: never under "auto" on that device
+COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def compile_decision(cfg: Config, device: torch.device, steps: int | None = None) -> tuple[bool, str]:
+    """Whether a run of ``cfg`` on ``device`` for ``steps`` steps (default cfg.steps) is compiled, and why.
+
+    ``cfg.compile``: "on" and "off" decide; "auto" compiles when the device's ``COMPILE_MIN_STEPS`` is met.
+    """
+    if cfg.compile in ("on", "off"):
+        return cfg.compile == "on", f"compile={cfg.compile}"
+    steps = cfg.steps if steps is None else steps
+    need = COMPILE_MIN_STEPS.get(device.type)
+    if need is None:
+        return False, f"compile=auto: off on {device.type} (the compiled iteration is not faster there)"
+    if steps < need:
+        return False, f"compile=auto: off for {steps} steps (it pays from {need} steps on {device.type})"
+    return True, f"compile=auto: on for {steps} steps on {device.type}"
+
+
+def use_persistent_compile_cache() -> str:
+    """Point inductor's cache (compiled kernels, FX graphs) at ``<vitgan_lite cache>/inductor`` unless
+    ``$TORCHINDUCTOR_CACHE_DIR`` is set, so that a rerun of the same configuration reuses the kernels;
+    clear it with ``rm -rf`` on the printed folder. Returns the folder."""
+    from vitgan_lite.data import default_cache_dir
+
+    return os.environ.setdefault(COMPILE_CACHE_ENV, str(default_cache_dir() / "inductor"))
+
+
 class Autocast(nn.Module):
     """Runs ``module`` under ``torch.autocast(dtype)`` and hands back float32: mixed precision as a wrapper.
 
@@ -274,12 +306,14 @@ def build_parts(
     models: tuple[nn.Module, nn.Module] | None = None,
     adam_options: dict[str, Any] | None = None,
     mixed_precision: bool = True,
+    compile: bool | None = None,
 ) -> Parts:
     """The parts of a run of ``cfg`` on ``device`` over ``images`` (uint8 ``(N, C, H, W)``).
 
     ``models``: ``(G, D)`` to start from (deep-copied), else :func:`build_networks`. ``adam_options``:
     Adam's implementation flags (default fused on CUDA, foreach elsewhere). ``mixed_precision=False``
-    keeps float32 whatever ``cfg.amp`` says.
+    keeps float32 whatever ``cfg.amp`` says. ``compile``: wrap G and D in ``torch.compile`` (None: as
+    :func:`compile_decision` decides from ``cfg.compile``, the device and the run's length).
     """
     G, D = (copy.deepcopy(m) for m in models) if models is not None else build_networks(cfg, device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
@@ -299,7 +333,10 @@ def build_parts(
 
         ids = [device.index] if device.type == "cuda" else None
         G_fwd, D_fwd = DDP(G, device_ids=ids), DDP(D, device_ids=ids)
-    if cfg.compile and device.type == "cuda":  # compiled callables; state dicts stay un-prefixed
+    if compile is None:
+        compile, _ = compile_decision(cfg, device)
+    if compile:  # compiled callables; state dicts stay un-prefixed
+        use_persistent_compile_cache()
         G_fwd, D_fwd = torch.compile(G_fwd), torch.compile(D_fwd)
     D_for_g = D if dist is not None else D_fwd
     dtype = amp_dtype(cfg, device) if mixed_precision else None
@@ -722,6 +759,8 @@ __all__ = [
     "amp_dtype",
     "build_networks",
     "build_parts",
+    "compile_decision",
+    "use_persistent_compile_cache",
     "grad_norm",
     "rng_stream",
 ]
