@@ -64,7 +64,10 @@ def test_architecture_anchors_point_at_their_definitions():
         defines = [i + 1 for i, text in enumerate(lines) if re.match(rf"(def|class) {name}\b", text)]
         where = defines[0] if defines else None
         assert where is not None, f"{path} no longer defines {name}: update docs/ARCHITECTURE.md"
-        assert where == int(line), f"docs/ARCHITECTURE.md: {name} is now at {path}:{where}, not :{line}"
+        assert where == int(line), (
+            f"docs/ARCHITECTURE.md: {name} is now at {path}:{where}, not :{line}; "
+            "run python tools/architecture_anchors.py"
+        )
 
 
 def test_every_config_field_says_where_its_default_comes_from():
