@@ -313,7 +313,8 @@ class PatchCoordinateEncoding(nn.Module):
 
         Weight ~ U(-sqrt(9/2), sqrt(9/2)) = U(-2.1, 2.1) per axis (CIPS ``LFF``, Anokhin et al. 2021): a few
         periods across [-1, 1], under the Nyquist limit pi (P - 1) / 2 of a P-pixel grid for P >= 3.
-        Bias ~ U(-pi, pi) (Rahimi & Recht 2007): uniform phases, so every feature has mean 0 and second
+        Bias ~ U(-pi, pi) (Rahimi & Recht 2007; a course choice, the official ``LFF`` keeps PyTorch's
+        default bias): uniform phases, so every feature has mean 0 and second
         moment 1/2 over random initialisations, which the decoder's choice of omega0 relies on.
         """
         nn.init.uniform_(self.proj.weight, -self.max_freq, self.max_freq)  # default sqrt(9/2) = 2.12
@@ -345,6 +346,11 @@ class PatchDecoder(nn.Module):
 
         h = sin(omega0 * ModLinear_1(E_fou; y^i))        (P*P, hidden_dim), demodulated
         x^i = ModLinear_2(h; y^i)                        (P*P, C), not demodulated (StyleGAN2's toRGB)
+
+    The sine hidden layer and ``omega0`` are course choices. The official decoder (mlpc-ucsd/ViTGAN,
+    ``models/gan/stylegan2/vit_cips.py``, ``CIPSGenerator``) maps the token through its own mapping network
+    and decodes LFF features with three modulated 1x1 convolutions (leaky ReLU, noise injection) and a
+    non-demodulated ToRGB.
 
     ``omega0`` defaults to sqrt(2), not SIREN's 30. Demodulation fixes the norm of every row of the
     effective weight to 1, so the pre-activation ``u`` of the sine has variance about ``E[x^2] = 1/2``
