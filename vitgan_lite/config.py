@@ -216,8 +216,8 @@ class Config:
         return cls().replace(**{**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **d})
 
 
-AMP_MODES = ("auto", "bf16", "none")
-COMPILE_MODES = ("auto", "on", "off")  # "auto": bf16 autocast on CUDA, float32 elsewhere
+AMP_MODES = ("auto", "bf16", "none")  # "auto": bf16 autocast on CUDA, float32 elsewhere
+COMPILE_MODES = ("auto", "on", "off")  # "auto": see run.trainer.compile_decision
 # The fields that shape the networks' parameters, read from the field metadata (``arch(...)`` above).
 ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(Config) if f.metadata["arch"])
 # Old field names in saved configs -> today's names; defaults for fields that older checkpoints lack.

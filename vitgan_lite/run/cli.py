@@ -396,21 +396,42 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: Any) -> None:
-    p = sub.add_parser("bench", help="time a training iteration, fast vs straightforward")
+    p = sub.add_parser("bench", help="time a training iteration: fast vs straightforward, eager vs compiled")
     presets = ", ".join(PRESETS)
-    p.add_argument("--presets", default="tiny-cpu,seed-report-cifar10", help=f"comma-separated: {presets}")
+    p.add_argument(
+        "--presets", default=None,
+        help=f"comma-separated: {presets} (default tiny-cpu,seed-report-cifar10; with --scaling tiny-cpu)",
+    )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
-    p.add_argument("--iters", type=int, default=None, help="timed iterations per round")
-    p.add_argument("--batch-size", type=int, default=None, help="override every preset's batch size")
+    p.add_argument(
+        "--iters", type=int, default=None, help="timed iterations per round (per row with --scaling)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None,
+        help="override every preset's batch size (with --scaling: the batch of the image-size rows)",
+    )  # fmt: skip
     p.add_argument("--no-naive", action="store_true", help="skip the straightforward variant")
-    p.add_argument("--compile", action="store_true", help="torch.compile the fast variant (CUDA only)")
+    p.add_argument(
+        "--compile", action="store_true",
+        help="also time the iteration under torch.compile (any device) and print the compile time apart",
+    )  # fmt: skip
+    p.add_argument(
+        "--compile-backend", default="inductor",
+        help="torch.compile backend for --compile (default inductor; 'eager' only traces, for a quick look)",
+    )  # fmt: skip
+    p.add_argument(
+        "--scaling", action="store_true",
+        help="instead: images/s, memory and the FLOP split against batch size (8, 32, 128) and against "
+        "image size / tokens (32x32 P=4, 64x64 P=8, 64x64 P=4)",
+    )  # fmt: skip
     p.set_defaults(run=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from vitgan_lite.run.bench import run_bench
+    from vitgan_lite.run.bench import run_bench, scaling_table
 
-    presets = [name.strip() for name in args.presets.split(",") if name.strip()]
+    default = "tiny-cpu" if args.scaling else "tiny-cpu,seed-report-cifar10"
+    presets = [name.strip() for name in (args.presets or default).split(",") if name.strip()]
     unknown = [name for name in presets if name not in PRESETS]
     if unknown or not presets:
         raise UsageError(f"--presets has unknown preset(s) {unknown}: choose from {', '.join(PRESETS)}")
@@ -418,9 +439,17 @@ def _run_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--iters must be at least 1, got {args.iters}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.scaling:
+        if args.compile:
+            raise UsageError(
+                "--scaling times the eager iteration: drop --compile (or run it without --scaling)"
+            )
+        for preset in presets:
+            scaling_table(preset, args.device, size_batch=args.batch_size, iters=args.iters)
+        return 0
     run_bench(
         presets, args.device, iters=args.iters, batch_size=args.batch_size, naive=not args.no_naive,
-        compile=args.compile,
+        compile=args.compile, compile_backend=args.compile_backend,
     )  # fmt: skip
     return 0
 
