@@ -142,10 +142,13 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-# torch.compile: the compile time is paid once per process (minutes on a CPU, about a minute on a GPU; the
-# benchmark prints it), so "auto" compiles only runs long enough to earn it back. Figures: README,
-# "Performance" (python -m vitgan_lite bench --compile).
-COMPILE_MIN_STEPS = {"cuda": 2_000, "cpu": None}  # None: never under "auto" on that device
+# torch.compile: the compile time is paid once per process, so "auto" compiles only runs long enough to earn
+# it back. Measured on the course's 2-core CPU (README, "Performance": bench --compile): a cold compile
+# takes 80-100 s (seconds with a warm cache) and saves 0.04 s per step at tiny-cpu (1.32x) and 0.9 s at
+# seed-report-cifar10 (1.37x), so it pays from about 2,000 steps at tiny-cpu's size: 5,000 leaves a margin
+# (cpu-hour's 12,000 steps compile, tiny-cpu's 2,000 do not). On a GPU the course has not measured it; a
+# compile there takes about a minute and a step tens of milliseconds, hence 2,000.
+COMPILE_MIN_STEPS = {"cuda": 2_000, "cpu": 5_000}  # None would mean: never under "auto" on that device
 COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
