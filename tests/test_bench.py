@@ -332,3 +332,53 @@ def test_bench_scaling_command(capsys, monkeypatch):
     assert calls[-1] == (("seed-report-cifar10", None), {"size_batch": 8, "iters": None})
     assert main(["bench", "--scaling", "--compile"]) == 2
     assert "drop --compile" in capsys.readouterr().err
+
+
+def test_gemm_table_times_every_product_plain_in_blocks_and_as_the_trainer_runs_them(capsys, monkeypatch):
+    import vitgan_lite.linear as linear_mod
+    import vitgan_lite.run.trainer as trainer_mod
+
+    monkeypatch.setattr(linear_mod, "MIN_WEIGHT", 1)  # tiny layers: block them anyway
+    monkeypatch.setattr(trainer_mod, "ROW_BLOCK", 32)
+    report = bench_mod.gemm_table("tiny-cpu", "cpu", batch_size=2, blocks=(32, 64), iters=1)
+    out = capsys.readouterr().out
+    assert report.rows and all(r.calls >= 1 and r.plain_s > 0 for r in report.rows)
+    for r in report.rows:  # a block size is timed only where the input has MIN_BLOCKS blocks of rows
+        assert set(r.blocked_s) == {b for b in (32, 64) if r.m >= linear_mod.MIN_BLOCKS * b}
+    # the D step's one D pass over 4 x 2 images of 65 tokens: 520 rows, cut into 32-row blocks by the trainer
+    assert any(r.m == 520 for r in report.rows) and not any(r.m == 520 for r in report.trainer_rows)
+    assert any(r.m == 32 for r in report.trainer_rows) and any(r.m == 520 % 32 for r in report.trainer_rows)
+
+    def flop(rows):
+        return sum(r.calls * r.flop for r in rows)
+
+    assert flop(report.trainer_rows) == flop(report.rows)  # the blocks split the same products
+    assert 0.5 * report.flops_per_iter < flop(report.rows) <= report.flops_per_iter
+    assert report.iter_s > 0 and report.iter_plain_s > 0
+    assert "products alone, plain (a bound)" in out and "the iteration, eager, plain" in out
+    assert "M x K x N" in out and "32 rows" in out
+
+
+def test_gemm_report_arithmetic_matches_a_hand_computation():
+    row = bench_mod.GemmRow(op="mm", m=4, k=5, n=6, calls=3, plain_s=0.5, blocked_s={})
+    assert row.flop == 2 * 4 * 5 * 6
+    blocks = bench_mod.GemmRow(op="mm", m=2, k=5, n=6, calls=6, plain_s=0.2, blocked_s={})
+    report = bench_mod.GemmReport(
+        preset="p", device="cpu", batch_size=1, rows=[row], trainer_rows=[blocks],
+        matmul_flops_per_s=100.0, flops_per_iter=300, iter_s=2.0, iter_plain_s=3.0,
+    )  # fmt: skip
+    assert report.gemm_s() == pytest.approx(1.5) and report.gemm_s(trainer=True) == pytest.approx(1.2)
+    assert report.efficiency(1.5) == pytest.approx(300 / 1.5 / 100)
+    text = bench_mod.format_gemm(report, blocks=(2,))
+    assert "4 x 5 x 6" in text and "-" in text  # no 2-row blocks timed for it: a dash
+
+
+def test_bench_gemm_command(capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench_mod, "gemm_table", lambda *a, **k: calls.append((a, k)))
+    assert main(["bench", "--gemm", "--device", "cpu"]) == 0
+    assert calls == [(("seed-report-cifar10", "cpu"), {"batch_size": None, "iters": 3})]
+    assert main(["bench", "--gemm", "--presets", "tiny-cpu", "--batch-size", "8", "--iters", "2"]) == 0
+    assert calls[-1] == (("tiny-cpu", None), {"batch_size": 8, "iters": 2})
+    assert main(["bench", "--gemm", "--compile"]) == 2
+    assert "without --scaling and --compile" in capsys.readouterr().err

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitgan_lite._shapes import check_shape
+from vitgan_lite.linear import Linear
 
 
 def _check_heads(dim: int, num_heads: int) -> None:
@@ -112,8 +113,8 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         _check_heads(dim, num_heads)
         self.dim, self.num_heads, self.head_dim, self.fast = dim, num_heads, dim // num_heads, fast
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)  # W_q, W_k, W_v stacked, as timm's ViT
-        self.proj = nn.Linear(dim, dim)  # W_o, merges the heads
+        self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)  # W_q, W_k, W_v stacked, as timm's ViT
+        self.proj = Linear(dim, dim)  # W_o, merges the heads
 
     def attention_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits q_i . k_j / sqrt(Dh) for diagnostics, (B, N, D) -> (B, H, N, N)."""
@@ -164,9 +165,9 @@ class L2MultiHeadAttention(nn.Module):
         super().__init__()
         _check_heads(dim, num_heads)
         self.dim, self.num_heads, self.head_dim, self.fast = dim, num_heads, dim // num_heads, fast
-        self.qk = nn.Linear(dim, dim, bias=qkv_bias)  # W_q = W_k, tied (ViTGAN eq. 3)
-        self.v = nn.Linear(dim, dim, bias=qkv_bias)  # W_v
-        self.proj = nn.Linear(dim, dim)  # W_o, merges the heads
+        self.qk = Linear(dim, dim, bias=qkv_bias)  # W_q = W_k, tied (ViTGAN eq. 3)
+        self.v = Linear(dim, dim, bias=qkv_bias)  # W_v
+        self.proj = Linear(dim, dim)  # W_o, merges the heads
 
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
         B, N, _ = t.shape

@@ -28,6 +28,7 @@ from torch.nn.utils import parametrize
 from vitgan_lite._shapes import check_image_batch, check_shape
 from vitgan_lite.attention import L2MultiHeadAttention, MultiHeadAttention
 from vitgan_lite.config import Config
+from vitgan_lite.linear import Linear
 from vitgan_lite.patches import OverlappingPatchEmbed
 from vitgan_lite.positional import SinePositionalEmbedding
 from vitgan_lite.spectral import apply_spectral_norm, spectral_parametrization
@@ -79,7 +80,7 @@ class DiscriminatorBlock(nn.Module):
         self.attn = attn_cls(dim, num_heads, fast=fast)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
-            OrderedDict(fc1=nn.Linear(dim, hidden), act=nn.GELU(), fc2=nn.Linear(hidden, dim))
+            OrderedDict(fc1=Linear(dim, hidden), act=nn.GELU(), fc2=Linear(hidden, dim))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ from vitgan_lite._shapes import check_divisible
 from vitgan_lite.attention import MultiHeadAttention
 from vitgan_lite.config import Config
 from vitgan_lite.inr import DEFAULT_FOURIER_FREQ, PatchDecoder
+from vitgan_lite.linear import Linear
 from vitgan_lite.modulation import SLN, MappingNetwork
 from vitgan_lite.patches import unpatchify
 from vitgan_lite.positional import SinePositionalEmbedding
@@ -90,7 +91,7 @@ class GeneratorBlock(nn.Module):
         self.attn = MultiHeadAttention(dim, num_heads)
         self.norm2 = _norm(dim, style_dim, sln_gain, modulation)  # SLN_2: another instance, never shared
         self.mlp = nn.Sequential(
-            OrderedDict(fc1=nn.Linear(dim, hidden), act=nn.GELU(), fc2=nn.Linear(hidden, dim))
+            OrderedDict(fc1=Linear(dim, hidden), act=nn.GELU(), fc2=Linear(hidden, dim))
         )
 
     def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

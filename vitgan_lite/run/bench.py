@@ -56,6 +56,7 @@ from vitgan_lite.attention import L2MultiHeadAttention, MultiHeadAttention
 from vitgan_lite.config import Config, get_config
 from vitgan_lite.course import resolve_device
 from vitgan_lite.inr import ModulatedLinear
+from vitgan_lite.linear import MIN_BLOCKS, MIN_WEIGHT, ROW_BLOCK
 from vitgan_lite.run.trainer import Autocast, Parts, amp_dtype, build_networks, build_parts
 
 DEFAULT_PRESETS = ("tiny-cpu", "seed-report-cifar10")
@@ -182,11 +183,11 @@ def naive_parts(
 ) -> Parts:
     """The trainer's parts with the straightforward pieces swapped in: :func:`make_naive` networks,
     the D step's four D passes (:class:`SeparatePasses`), a per-parameter Adam and gradient norm, float32,
-    no compilation."""
+    plain (not row-blocked) linear layers, no compilation."""
     G, D = models
     parts = build_parts(
         compile_off(cfg), device, images, models=(make_naive(G), make_naive(D)),
-        adam_options={"foreach": False}, mixed_precision=False,
+        adam_options={"foreach": False}, mixed_precision=False, row_blocks=False,
     )  # fmt: skip
     parts = eager_parts(parts)
     return dataclasses.replace(parts, D_fwd=SeparatePasses(parts.D), grad_norm=_grad_norm_loop)
@@ -941,10 +942,233 @@ def format_scaling(rows: Sequence[ScalingRow]) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------------------------------
+# GEMMs: the iteration's matrix products timed alone, plain and in row blocks (vitgan_lite/linear.py)
+
+_GEMM_OPS = {  # the out= forms are the row blocks' (vitgan_lite/linear.py)
+    torch.ops.aten.mm.default: "mm",
+    torch.ops.aten.mm.out: "mm",
+    torch.ops.aten.addmm.default: "addmm",
+    torch.ops.aten.addmm.out: "addmm",
+}
+GEMM_BLOCKS = (512, 1024, 2048)  # row blocks compared by gemm_table; linear.ROW_BLOCK is the chosen one
+
+
+class _GemmShapes(TorchDispatchMode):
+    """Counts every ``mm`` / ``addmm`` run inside it by (op, operand shapes and strides)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[tuple, int] = defaultdict(int)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        op = _GEMM_OPS.get(func)
+        if op is not None:
+            a, b = (args[1], args[2]) if op == "addmm" else (args[0], args[1])
+            key = (op, tuple(a.shape), a.stride(), tuple(b.shape), b.stride(), a.dtype)
+            self.calls[key] += 1
+        return func(*args, **(kwargs or {}))
+
+
+@dataclass
+class GemmRow:
+    """One matrix product of the iteration: ``(M, K) x (K, N)``, ``calls`` per iteration, seconds per call
+    alone (``plain_s``) and in row blocks (``blocked_s[block]``, only where ``M >= MIN_BLOCKS * block``,
+    as :class:`vitgan_lite.linear.Linear` does it)."""
+
+    op: str
+    m: int
+    k: int
+    n: int
+    calls: int
+    plain_s: float
+    blocked_s: dict[int, float]
+
+    @property
+    def flop(self) -> int:
+        return 2 * self.m * self.k * self.n
+
+
+@dataclass
+class GemmReport:
+    """:func:`gemm_table`'s result: the products of the iteration with row blocks off (``rows``) and as the
+    trainer runs them (``trainer_rows``), the dense ``matmul`` reference and the iteration's own times
+    (eager, with row blocks and without, same run)."""
+
+    preset: str
+    device: str
+    batch_size: int
+    rows: list[GemmRow]
+    trainer_rows: list[GemmRow]
+    matmul_flops_per_s: float
+    flops_per_iter: int
+    iter_s: float
+    iter_plain_s: float
+
+    def gemm_s(self, trainer: bool = False) -> float:
+        """Seconds per iteration of the products alone: row blocks off, or as the trainer runs them."""
+        return sum(r.calls * r.plain_s for r in (self.trainer_rows if trainer else self.rows))
+
+    def efficiency(self, seconds: float) -> float:
+        """The iteration's FLOPs done in ``seconds``, over the dense ``matmul``'s FLOP/s."""
+        return self.flops_per_iter / seconds / self.matmul_flops_per_s
+
+
+def _time_best(fn: Callable[[], Any], device: torch.device, iters: int, repeats: int) -> float:
+    fn()  # warm-up
+    return min(time_call(fn, device, iters) for _ in range(repeats))
+
+
+def _time_gemm(key: tuple, calls: int, device: torch.device, blocks: Sequence[int], iters: int) -> GemmRow:
+    op, a_shape, a_stride, b_shape, b_stride, dtype = key
+    gen = torch.Generator().manual_seed(0)
+
+    def operand(shape: tuple, stride: tuple) -> torch.Tensor:  # the layout the iteration passed
+        return torch.empty_strided(shape, stride).normal_(generator=gen).to(device, dtype)
+
+    a, b = operand(a_shape, a_stride), operand(b_shape, b_stride)
+    bias = torch.randn(b_shape[1], generator=gen).to(device, dtype)
+    M, N = a_shape[0], b_shape[1]
+
+    def plain() -> None:
+        torch.addmm(bias, a, b) if op == "addmm" else torch.mm(a, b)
+
+    def blocked(block: int) -> Callable[[], None]:
+        out = torch.empty(M, N, device=device, dtype=dtype)
+
+        def run() -> None:
+            for start in range(0, M, block):
+                rows = slice(start, start + block)
+                if op == "addmm":
+                    torch.addmm(bias, a[rows], b, out=out[rows])
+                else:
+                    torch.mm(a[rows], b, out=out[rows])
+
+        return run
+
+    repeats = 3
+    return GemmRow(
+        op=op, m=M, k=a_shape[1], n=N, calls=calls,
+        plain_s=_time_best(plain, device, iters, repeats),
+        blocked_s={
+            blk: _time_best(blocked(blk), device, iters, repeats) for blk in blocks if M >= MIN_BLOCKS * blk
+        },
+    )  # fmt: skip
+
+
+def gemm_table(
+    preset: str = "seed-report-cifar10",
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    blocks: Sequence[int] = GEMM_BLOCKS,
+    iters: int = 3,
+    print_fn: Callable[[str], None] | None = print,
+) -> GemmReport:
+    """Every matrix product of one training iteration of ``preset``, timed alone: plain, and in row blocks.
+
+    The products are recorded from the fast iteration with row blocks off (so every product has its full
+    rows), then each distinct shape (and operand layout) is timed on its own, ``iters`` calls per timing,
+    best of three. Summing ``calls x seconds`` gives the time the iteration would take if it were nothing
+    but its products at these speeds: ``FLOPs / that time / dense matmul FLOP/s`` is an upper bound on the
+    efficiency ratio the iteration can reach with this BLAS (a bound with warm caches: in the iteration
+    the operands arrive cold). The iteration itself is timed in the same run with row blocks on and off
+    (eager). Prints :func:`format_gemm` unless ``print_fn`` is None.
+    """
+    dev = resolve_device(device)
+    fields = {"batch_size": batch_size} if batch_size is not None else {}
+    if batch_size is None and dev.type == "cpu" and preset in CPU_MAX_BATCH:
+        fields["batch_size"] = CPU_MAX_BATCH[preset]
+    cfg = compile_off(get_config(preset, **fields))
+    images = random_images(cfg)
+    models = build_networks(cfg, dev)
+    plain_parts, fast = (
+        eager_parts(build_parts(cfg, dev, images, models=models, row_blocks=on, mixed_precision=False))
+        for on in (False, True)
+    )
+    del models
+    plain_parts.iteration()
+    fast.iteration()
+    shapes, trainer_shapes = _GemmShapes(), _GemmShapes()
+    with shapes:
+        plain_parts.iteration()
+    with trainer_shapes:
+        fast.iteration()
+    flops = count_flops(plain_parts.iteration)
+    n = CPU_ITERS.get(preset, 2) if dev.type == "cpu" else 20
+    iter_s, iter_plain_s = [], []
+    for _ in range(2):  # interleaved rounds, median
+        iter_s.append(time_call(fast.iteration, dev, n))
+        iter_plain_s.append(time_call(plain_parts.iteration, dev, n))
+    timed = {key: _time_gemm(key, calls, dev, blocks, iters) for key, calls in shapes.calls.items()}
+    rows = sorted(timed.values(), key=lambda r: -r.calls * r.plain_s)
+    trainer_rows = [  # the blocks' own shapes (1024 rows, and the last block's), timed plain
+        dataclasses.replace(timed[key], calls=n) if key in timed else _time_gemm(key, n, dev, (), iters)
+        for key, n in trainer_shapes.calls.items()
+    ]
+    report = GemmReport(
+        preset=preset, device=str(dev), batch_size=cfg.batch_size, rows=rows, trainer_rows=trainer_rows,
+        matmul_flops_per_s=matmul_flops_per_s(dev, torch.float32, repeats=10), flops_per_iter=flops,
+        iter_s=statistics.median(iter_s), iter_plain_s=statistics.median(iter_plain_s),
+    )  # fmt: skip
+    if print_fn is not None:
+        print_fn(format_gemm(report, blocks))
+    return report
+
+
+def format_gemm(report: GemmReport, blocks: Sequence[int] = GEMM_BLOCKS, top: int = 12) -> str:
+    """The ``top`` products by time (efficiency plain and per row block), then what they bound."""
+    peak = report.matmul_flops_per_s
+    head = f"{'op':<6}{'M x K x N':>20}{'calls':>7}{'time %':>8}{'plain':>7}" + "".join(
+        f"{f'{b} rows':>11}" for b in blocks
+    )
+    total = report.gemm_s()
+    lines = [
+        f"matrix products of one training iteration: preset {report.preset}, batch {report.batch_size}, "
+        f"device {report.device}, float32",
+        "each timed alone; columns: efficiency = its FLOP/s / dense 1024-cube matmul FLOP/s "
+        f"({peak / 1e9:.0f} GFLOP/s)",
+        "",
+        head,
+        "-" * len(head),
+    ]
+    for r in report.rows[:top]:
+        cells = "".join(
+            f"{r.flop / r.blocked_s[b] / peak:11.2f}" if b in r.blocked_s else f"{'-':>11}" for b in blocks
+        )
+        lines.append(
+            f"{r.op:<6}{f'{r.m} x {r.k} x {r.n}':>20}{r.calls:>7}{r.calls * r.plain_s / total:8.0%}"
+            f"{r.flop / r.plain_s / peak:7.2f}{cells}"
+        )
+    if len(report.rows) > top:
+        lines.append(f"... and {len(report.rows) - top} more shape(s)")
+    mm_flops = sum(r.calls * r.flop for r in report.rows)
+    lines += [
+        "",
+        f"products: {mm_flops / report.flops_per_iter:.0%} of the iteration's "
+        f"{report.flops_per_iter / 1e9:.1f} GFLOP",
+        f"{'':<54}{'s/iter':>8}{'efficiency':>12}",
+        *(
+            f"{what:<54}{sec:8.2f}{report.efficiency(sec):12.2f}"
+            for what, sec in (
+                ("products alone, plain (a bound)", total),
+                ("products alone, as the trainer runs them (a bound)", report.gemm_s(trainer=True)),
+                ("the iteration, eager, plain", report.iter_plain_s),
+                (f"the iteration, eager, {ROW_BLOCK}-row blocks (the trainer's)", report.iter_s),
+            )
+        ),
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); a bound assumes that all but "
+        "the products takes no time and that their operands are in cache; the trainer blocks the products of "
+        f"layers with >= {MIN_WEIGHT} weights over >= {MIN_BLOCKS} blocks of rows (vitgan_lite/linear.py)",
+    ]
+    return "\n".join(lines)
+
+
 __all__ = [
     "BenchResult",
     "EXTRA_FLOP_FORMULAS",
     "FlopSplit",
+    "GemmReport",
+    "GemmRow",
     "ModuleFlops",
     "ScalingRow",
     "bench_preset",
@@ -952,6 +1176,8 @@ __all__ = [
     "compile_parts",
     "count_flops",
     "eager_parts",
+    "gemm_table",
+    "format_gemm",
     "format_scaling",
     "format_table",
     "make_naive",

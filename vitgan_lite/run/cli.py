@@ -400,7 +400,8 @@ def _add_bench(sub: Any) -> None:
     presets = ", ".join(PRESETS)
     p.add_argument(
         "--presets", default=None,
-        help=f"comma-separated: {presets} (default tiny-cpu,seed-report-cifar10; with --scaling tiny-cpu)",
+        help=f"comma-separated: {presets} (default tiny-cpu,seed-report-cifar10; with --scaling tiny-cpu; "
+        "with --gemm seed-report-cifar10)",
     )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument(
@@ -424,13 +425,22 @@ def _add_bench(sub: Any) -> None:
         help="instead: images/s, memory and the FLOP split against batch size (8, 32, 128) and against "
         "image size / tokens (32x32 P=4, 64x64 P=8, 64x64 P=4)",
     )  # fmt: skip
+    p.add_argument(
+        "--gemm", action="store_true",
+        help="instead: every matrix product of one iteration timed alone, plain and in row blocks, and the "
+        "efficiency ratio they bound (about a minute at seed-report-cifar10 on 2 CPU cores)",
+    )  # fmt: skip
     p.set_defaults(run=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from vitgan_lite.run.bench import run_bench, scaling_table
+    from vitgan_lite.run.bench import gemm_table, run_bench, scaling_table
 
-    default = "tiny-cpu" if args.scaling else "tiny-cpu,seed-report-cifar10"
+    if args.gemm and (args.scaling or args.compile):
+        raise UsageError("--gemm times the eager products: run it without --scaling and --compile")
+    default = (
+        "tiny-cpu" if args.scaling else "seed-report-cifar10" if args.gemm else "tiny-cpu,seed-report-cifar10"
+    )
     presets = [name.strip() for name in (args.presets or default).split(",") if name.strip()]
     unknown = [name for name in presets if name not in PRESETS]
     if unknown or not presets:
@@ -439,6 +449,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--iters must be at least 1, got {args.iters}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.gemm:
+        for preset in presets:
+            gemm_table(preset, args.device, batch_size=args.batch_size, iters=args.iters or 3)
+        return 0
     if args.scaling:
         if args.compile:
             raise UsageError(
