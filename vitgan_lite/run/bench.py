@@ -220,7 +220,7 @@ def time_call(fn: Callable[[], Any], device: torch.device, iters: int) -> float:
 
 
 def matmul_flops_per_s(
-    device: torch.device, dtype: torch.dtype, n: int | None = None, repeats: int = 3
+    device: torch.device, dtype: torch.dtype, n: int | None = None, repeats: int = 10
 ) -> float:
     """Dense ``torch.matmul`` throughput (FLOP/s) of an n x n x n product, best of ``repeats``.
 
@@ -1107,7 +1107,7 @@ def gemm_table(
     ]
     report = GemmReport(
         preset=preset, device=str(dev), batch_size=cfg.batch_size, rows=rows, trainer_rows=trainer_rows,
-        matmul_flops_per_s=matmul_flops_per_s(dev, torch.float32, repeats=10), flops_per_iter=flops,
+        matmul_flops_per_s=matmul_flops_per_s(dev, torch.float32), flops_per_iter=flops,
         iter_s=statistics.median(iter_s), iter_plain_s=statistics.median(iter_plain_s),
     )  # fmt: skip
     if print_fn is not None:
