@@ -180,3 +180,28 @@ def test_trainer_blocks_on_the_cpu_and_the_naive_variant_does_not():
     for net in (off.G, off.D, slow.G, slow.D):
         assert {m.row_block for m in net.modules() if isinstance(m, Linear)} == {None}
     assert all(m.row_block is None for m in models[1].modules() if isinstance(m, Linear))  # copies only
+
+
+def test_training_with_blocks_is_bit_identical_to_training_without(monkeypatch):
+    import vitgan_lite.run.trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "ROW_BLOCK", 16)  # tiny-cpu at batch 2: D's 520 rows in 16-row blocks
+    cfg = tiny_config(batch_size=2)
+    images = random_images(cfg, n=8)
+    models = build_networks(cfg, CPU)
+    blocked = build_parts(cfg, CPU, images, models=models, row_blocks=True)
+    plain = build_parts(cfg, CPU, images, models=models, row_blocks=False)
+    for _ in range(2):
+        a, b = blocked.iteration(), plain.iteration()
+        assert all(torch.equal(a[k], b[k]) for k in a), {k: (a[k], b[k]) for k in a}
+    for x, y in ((blocked.G, plain.G), (blocked.D, plain.D), (blocked.G_ema, plain.G_ema)):
+        assert all(torch.equal(p, q) for p, q in zip(x.state_dict().values(), y.state_dict().values()))
+    shapes = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, args, out: shapes.append(args[0].shape) if isinstance(m, Linear) else None
+    )
+    try:
+        blocked.iteration()
+    finally:
+        hook.remove()
+    assert any(s.numel() // s[-1] >= MIN_BLOCKS * 16 for s in shapes)  # the blocks were really used
