@@ -205,3 +205,13 @@ def test_training_with_blocks_is_bit_identical_to_training_without(monkeypatch):
     finally:
         hook.remove()
     assert any(s.numel() // s[-1] >= MIN_BLOCKS * 16 for s in shapes)  # the blocks were really used
+
+
+def test_under_autocast_the_layer_runs_as_nn_linear():
+    plain, blocked = _pair(6, 5, block=4)
+    x = torch.randn(40, 6, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = plain(x), blocked(x)
+    assert a.dtype == b.dtype == torch.bfloat16 and torch.equal(a, b) and not _blocked(b)
+    b.float().sum().backward()
+    assert blocked.weight.grad is not None and blocked.weight.grad.dtype == torch.float32

@@ -113,6 +113,7 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         _check_heads(dim, num_heads)
         self.dim, self.num_heads, self.head_dim, self.fast = dim, num_heads, dim // num_heads, fast
+        # Linear: nn.Linear with a CPU speed knob (row blocks, vitgan_lite/linear.py), same function
         self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)  # W_q, W_k, W_v stacked, as timm's ViT
         self.proj = Linear(dim, dim)  # W_o, merges the heads
 
@@ -165,6 +166,7 @@ class L2MultiHeadAttention(nn.Module):
         super().__init__()
         _check_heads(dim, num_heads)
         self.dim, self.num_heads, self.head_dim, self.fast = dim, num_heads, dim // num_heads, fast
+        # Linear: nn.Linear with a CPU speed knob (row blocks, vitgan_lite/linear.py), same function
         self.qk = Linear(dim, dim, bias=qkv_bias)  # W_q = W_k, tied (ViTGAN eq. 3)
         self.v = Linear(dim, dim, bias=qkv_bias)  # W_v
         self.proj = Linear(dim, dim)  # W_o, merges the heads

@@ -79,9 +79,8 @@ class DiscriminatorBlock(nn.Module):
         attn_cls = L2MultiHeadAttention if attention == "l2" else MultiHeadAttention
         self.attn = attn_cls(dim, num_heads, fast=fast)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(
-            OrderedDict(fc1=Linear(dim, hidden), act=nn.GELU(), fc2=Linear(hidden, dim))
-        )
+        # Linear: nn.Linear with a CPU speed knob (row blocks, vitgan_lite/linear.py), same function
+        self.mlp = nn.Sequential(OrderedDict(fc1=Linear(dim, hidden), act=nn.GELU(), fc2=Linear(hidden, dim)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, N, D) -> (B, N, D)."""

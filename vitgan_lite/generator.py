@@ -90,9 +90,8 @@ class GeneratorBlock(nn.Module):
         self.norm1 = _norm(dim, style_dim, sln_gain, modulation)  # SLN_1: its own gamma_1(w), beta_1(w)
         self.attn = MultiHeadAttention(dim, num_heads)
         self.norm2 = _norm(dim, style_dim, sln_gain, modulation)  # SLN_2: another instance, never shared
-        self.mlp = nn.Sequential(
-            OrderedDict(fc1=Linear(dim, hidden), act=nn.GELU(), fc2=Linear(hidden, dim))
-        )
+        # Linear: nn.Linear with a CPU speed knob (row blocks, vitgan_lite/linear.py), same function
+        self.mlp = nn.Sequential(OrderedDict(fc1=Linear(dim, hidden), act=nn.GELU(), fc2=Linear(hidden, dim)))
 
     def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """``h (B, N, D), w (B, S) -> (B, N, D)``."""

@@ -20,6 +20,7 @@ gradient ``g^T x`` sums over all rows and stays one product, in the order ``nn.L
 so on the course's CPU the blocked layer gives bit-identical outputs and gradients
 (``tests/test_linear.py``). Each block writes its rows of one output tensor (no copy); under
 ``torch.compile``, and in a double backward (``create_graph=True``), the blocks are concatenated instead.
+Under autocast (bf16 / fp16 mixed precision) the layer runs as one product, as ``nn.Linear``.
 
 Shape legend: ``R`` rows (every leading axis of the input flattened), ``I`` input width, ``O`` output width.
 """
@@ -111,6 +112,7 @@ class Linear(nn.Linear):
             or self.in_features * self.out_features < MIN_WEIGHT
             or x.ndim == 0
             or x.numel() < MIN_BLOCKS * block * x.shape[-1]
+            or torch.is_autocast_enabled(x.device.type)  # autocast's casts are F.linear's business
         ):
             return F.linear(x, self.weight, self.bias)
         # self.weight is read once: under ISN reading it runs the power iteration
